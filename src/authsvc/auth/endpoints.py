@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from authsvc import errors
+from authsvc.auth.schemas import (
+    ChallengeRequest,
+    ConfirmSignUpRequest,
+    DeliveryResponse,
+    EmailRequest,
+    RefreshRequest,
+    ResetPasswordRequest,
+    SessionInfo,
+    SignInRequest,
+    SignInResult,
+    SignUpRequest,
+    TokenResult,
+)
+from authsvc.cognito.errors import PasswordResetRequiredError
+from authsvc.dependencies import AuthServiceDep, CurrentUser
+from authsvc.problems import responses
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+_UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError, errors.RateLimitedError)
+_TOKEN_HEADERS: dict[str, Any] = {
+    "Cache-Control": {"description": "no-store", "schema": {"type": "string"}}
+}
+
+
+@router.post(
+    "/sign-up",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeliveryResponse,
+    summary="Register with email and password",
+    description="Always 202 with the same body, whether or not the email is registered.",
+    responses=responses(errors.InvalidPasswordError, *_UPSTREAM),
+)
+def sign_up(body: SignUpRequest, auth: AuthServiceDep) -> DeliveryResponse:
+    return auth.sign_up(
+        body.email,
+        body.password,
+        given_name=body.given_name,
+        family_name=body.family_name,
+        attributes=body.attributes,
+    )
+
+
+@router.post(
+    "/sign-up/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Confirm a sign-up with the emailed code",
+    responses=responses(errors.InvalidCodeError, errors.ExpiredCodeError, *_UPSTREAM),
+)
+def confirm_sign_up(body: ConfirmSignUpRequest, auth: AuthServiceDep) -> Response:
+    auth.confirm_sign_up(body.email, body.code)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/sign-up/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeliveryResponse,
+    summary="Send a new sign-up code",
+    description="Always 202 with the same body, whether or not the email is registered.",
+    responses=responses(*_UPSTREAM),
+)
+def resend_code(body: EmailRequest, auth: AuthServiceDep) -> DeliveryResponse:
+    return auth.resend_code(body.email)
+
+
+@router.post(
+    "/sign-in",
+    response_model=SignInResult,
+    summary="Sign in with email and password",
+    description="Answers tokens, or a challenge to complete at `/v1/auth/challenge`.",
+    responses={
+        200: {"headers": _TOKEN_HEADERS},
+        **responses(
+            errors.InvalidCredentialsError,
+            errors.UserNotConfirmedError,
+            PasswordResetRequiredError,
+            *_UPSTREAM,
+        ),
+    },
+)
+def sign_in(body: SignInRequest, auth: AuthServiceDep) -> Any:
+    return auth.sign_in(body.email, body.password)
+
+
+@router.post(
+    "/challenge",
+    response_model=SignInResult,
+    summary="Answer a sign-in challenge",
+    responses={
+        200: {"headers": _TOKEN_HEADERS},
+        **responses(
+            errors.InvalidSessionError,
+            errors.InvalidCodeError,
+            errors.InvalidPasswordError,
+            *_UPSTREAM,
+        ),
+    },
+)
+def challenge(body: ChallengeRequest, auth: AuthServiceDep) -> Any:
+    return auth.answer_challenge(body)
+
+
+@router.post(
+    "/refresh",
+    response_model=TokenResult,
+    summary="New access and ID tokens from a refresh token",
+    responses={200: {"headers": _TOKEN_HEADERS}, **responses(errors.InvalidTokenError, *_UPSTREAM)},
+)
+def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenResult:
+    return auth.refresh(body.refresh_token)
+
+
+@router.post(
+    "/sign-out",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Sign out everywhere",
+    description="Revokes the refresh tokens at Cognito and every access token issued so far.",
+    responses=responses(errors.NotAuthenticatedError, errors.InvalidTokenError, *_UPSTREAM),
+)
+def sign_out(claims: CurrentUser, auth: AuthServiceDep) -> Response:
+    auth.sign_out(claims)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeliveryResponse,
+    summary="Email a password reset code",
+    description="Always 202 with the same body, whether or not the email is registered.",
+    responses=responses(*_UPSTREAM),
+)
+def forgot_password(body: EmailRequest, auth: AuthServiceDep) -> DeliveryResponse:
+    return auth.forgot_password(body.email)
+
+
+@router.post(
+    "/password/reset",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Set a new password with the emailed code",
+    description="Signs the user out everywhere.",
+    responses=responses(
+        errors.InvalidCodeError, errors.ExpiredCodeError, errors.InvalidPasswordError, *_UPSTREAM
+    ),
+)
+def reset_password(body: ResetPasswordRequest, auth: AuthServiceDep) -> Response:
+    auth.reset_password(body.email, body.code, body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/session",
+    response_model=SessionInfo,
+    summary="Who the bearer token belongs to (verified locally, no Cognito call)",
+    responses=responses(
+        errors.NotAuthenticatedError, errors.InvalidTokenError, errors.UpstreamUnavailableError
+    ),
+)
+async def session(claims: CurrentUser) -> SessionInfo:
+    return SessionInfo(
+        sub=claims.sub,
+        username=claims.username,
+        groups=list(claims.groups),
+        scopes=list(claims.scopes),
+        client_id=claims.client_id,
+        issued_at=claims.issued_at_dt,
+        expires_at=claims.expires_at_dt,
+    )

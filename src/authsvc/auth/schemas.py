@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from authsvc.schemas import (
+    AttributeName,
+    AttributeValue,
+    Code,
+    Email,
+    Name,
+    Password,
+    RequestModel,
+)
+
+Opaque = Annotated[str, StringConstraints(min_length=1, max_length=8192)]
+
+
+class SignUpRequest(RequestModel):
+    email: Email
+    password: Password
+    given_name: Name | None = None
+    family_name: Name
+    attributes: dict[AttributeName, AttributeValue] = Field(
+        default_factory=dict, description="Custom attributes, without the `custom:` prefix."
+    )
+
+
+class ConfirmSignUpRequest(RequestModel):
+    email: Email
+    code: Code
+
+
+class EmailRequest(RequestModel):
+    email: Email
+
+
+class SignInRequest(RequestModel):
+    email: Email
+    password: Password
+
+
+ChallengeName = Literal["NEW_PASSWORD_REQUIRED", "SOFTWARE_TOKEN_MFA", "SMS_MFA"]
+
+
+class ChallengeRequest(RequestModel):
+    challenge: ChallengeName
+    session: Opaque
+    email: Email
+    new_password: Password | None = None
+    code: Code | None = None
+
+
+class RefreshRequest(RequestModel):
+    refresh_token: Opaque
+
+
+class ResetPasswordRequest(RequestModel):
+    email: Email
+    code: Code
+    new_password: Password
+
+
+class Delivery(BaseModel):
+    medium: Literal["EMAIL"] = "EMAIL"
+    destination: str = Field(examples=["b***@e***.com"])
+
+
+class DeliveryResponse(BaseModel):
+    delivery: Delivery
+
+
+class TokenResult(BaseModel):
+    kind: Literal["tokens"] = "tokens"
+    access_token: str
+    id_token: str
+    refresh_token: str | None = Field(
+        default=None, description="Absent when the refresh token travels in a cookie."
+    )
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+
+class ChallengeResult(BaseModel):
+    kind: Literal["challenge"] = "challenge"
+    challenge: str
+    session: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+SignInResult = Annotated[TokenResult | ChallengeResult, Field(discriminator="kind")]
+
+
+class SessionInfo(BaseModel):
+    sub: str
+    username: str
+    groups: list[str]
+    scopes: list[str]
+    client_id: str
+    issued_at: datetime
+    expires_at: datetime

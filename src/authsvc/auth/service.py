@@ -1,0 +1,228 @@
+"""Self-service flows: sign-up, sign-in, challenges, refresh, sign-out, password reset."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import Any
+
+from authsvc import errors
+from authsvc.auth.schemas import (
+    ChallengeRequest,
+    ChallengeResult,
+    Delivery,
+    DeliveryResponse,
+    TokenResult,
+)
+from authsvc.cognito.errors import AccountExistsError, UnknownUserError
+from authsvc.cognito.gateway import CognitoGateway
+from authsvc.cognito.pool import PoolInfoCache
+from authsvc.cognito.tokens import AccessClaims
+from authsvc.revocation.service import RevocationRegistry
+
+log = logging.getLogger("authsvc.auth")
+
+_WRAP_PREFIX = "rt1."
+
+
+def mask_email(email: str) -> str:
+    """``bob@example.com`` → ``b***@e***.com``, computed from what was submitted."""
+    local, _, domain = email.partition("@")
+    name, dot, tld = domain.rpartition(".")
+    if not dot:
+        name, tld = domain, ""
+    return f"{local[:1]}***@{name[:1]}***" + (f".{tld}" if tld else "")
+
+
+def delivery_for(email: str) -> DeliveryResponse:
+    return DeliveryResponse(delivery=Delivery(destination=mask_email(email)))
+
+
+class AuthService:
+    def __init__(
+        self,
+        gateway: CognitoGateway,
+        pool: PoolInfoCache,
+        revocations: RevocationRegistry,
+    ) -> None:
+        self.gateway = gateway
+        self.pool = pool
+        self.revocations = revocations
+
+    # -- sign-up ------------------------------------------------------------------------
+
+    def sign_up(
+        self,
+        email: str,
+        password: str,
+        *,
+        given_name: str | None,
+        family_name: str,
+        attributes: dict[str, str],
+    ) -> DeliveryResponse:
+        info = self.pool.get()
+        info.policy.check(password)
+        values: dict[str, str | None] = {"family_name": family_name, **attributes}
+        if given_name is not None:
+            values["given_name"] = given_name
+        cognito_attributes = info.writable_attributes(values)
+        try:
+            self.gateway.sign_up(email, password, cognito_attributes)
+        except AccountExistsError:
+            # Cognito's SignUp tells; we do not. Same answer as for a new address.
+            log.info("sign-up for an existing account")
+        return delivery_for(email)
+
+    def confirm_sign_up(self, email: str, code: str) -> None:
+        self.gateway.confirm_sign_up(email, code)
+
+    def resend_code(self, email: str) -> DeliveryResponse:
+        try:
+            self.gateway.resend_confirmation_code(email)
+        except (UnknownUserError, errors.ValidationError, errors.InvalidTokenError):
+            # Unknown or already confirmed: answer as if a code was sent.
+            pass
+        return delivery_for(email)
+
+    # -- sign-in ------------------------------------------------------------------------
+
+    def sign_in(self, email: str, password: str) -> TokenResult | ChallengeResult:
+        started = self.revocations.started()
+        response = self.gateway.sign_in(email, password)
+        return self._result(response, started)
+
+    def answer_challenge(self, request: ChallengeRequest) -> TokenResult | ChallengeResult:
+        answers: dict[str, str]
+        if request.challenge == "NEW_PASSWORD_REQUIRED":
+            if request.new_password is None:
+                raise errors.ValidationError("new_password is required for NEW_PASSWORD_REQUIRED.")
+            self.pool.get().policy.check(request.new_password)
+            answers = {"NEW_PASSWORD": request.new_password}
+        else:
+            if request.code is None:
+                raise errors.ValidationError(f"code is required for {request.challenge}.")
+            answers = {f"{request.challenge}_CODE": request.code}
+        started = self.revocations.started()
+        response = self.gateway.respond_to_challenge(
+            request.challenge, request.session, request.email, answers
+        )
+        return self._result(response, started)
+
+    def refresh(self, refresh_token: str) -> TokenResult:
+        username, upstream_token = self._unwrap(refresh_token)
+        if self.gateway.client_secret and username is None:
+            raise errors.InvalidTokenError("The refresh token is not valid.")
+        started = self.revocations.started()
+        response = self.gateway.refresh(upstream_token, username)
+        result = self._result(response, started, refresh_token=refresh_token)
+        assert isinstance(result, TokenResult)
+        return result
+
+    def sign_out(self, claims: AccessClaims) -> None:
+        self.gateway.global_sign_out(claims.token)
+        self.revocations.revoke(claims.sub)
+
+    # -- passwords ----------------------------------------------------------------------
+
+    def forgot_password(self, email: str) -> DeliveryResponse:
+        try:
+            self.gateway.forgot_password(email)
+        except (
+            UnknownUserError,
+            errors.UserNotConfirmedError,
+            errors.InvalidTokenError,
+            errors.ValidationError,
+        ):
+            pass
+        return delivery_for(email)
+
+    def reset_password(self, email: str, code: str, new_password: str) -> None:
+        self.pool.get().policy.check(new_password)
+        self.gateway.confirm_forgot_password(email, code, new_password)
+        # A reset means the old password may be known to someone else: end every session.
+        try:
+            user = self.gateway.admin_get_user(email)
+        except UnknownUserError:
+            return
+        self.gateway.admin_user_global_sign_out(user["Username"])
+        sub = next((a["Value"] for a in user.get("UserAttributes", []) if a["Name"] == "sub"), None)
+        self.revocations.revoke(sub or user["Username"])
+
+    def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
+        self.pool.get().policy.check(new)
+        self.gateway.change_password(claims.token, current, new)
+        # Every other session dies with the old password (refresh tokens included).
+        self.gateway.global_sign_out(claims.token)
+        self.revocations.revoke(claims.sub)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _result(
+        self, response: dict[str, Any], started: int, *, refresh_token: str | None = None
+    ) -> TokenResult | ChallengeResult:
+        auth = response.get("AuthenticationResult")
+        if auth:
+            access = auth["AccessToken"]
+            self.revocations.issued(access, started)
+            new_refresh = auth.get("RefreshToken")
+            return TokenResult(
+                access_token=access,
+                id_token=auth["IdToken"],
+                refresh_token=self._wrap(access, new_refresh) if new_refresh else refresh_token,
+                expires_in=int(auth.get("ExpiresIn", 3600)),
+            )
+        challenge = response.get("ChallengeName")
+        if not challenge or not response.get("Session"):
+            raise errors.UpstreamError()
+        return ChallengeResult(
+            challenge=challenge,
+            session=response["Session"],
+            parameters=_public_parameters(response.get("ChallengeParameters", {})),
+        )
+
+    def _wrap(self, access_token: str, refresh_token: str) -> str:
+        """With a client secret, refresh needs the username for SECRET_HASH: carry it along."""
+        if not self.gateway.client_secret:
+            return refresh_token
+        username = _claim(access_token, "username")
+        encoded = base64.urlsafe_b64encode(username.encode()).decode().rstrip("=")
+        return f"{_WRAP_PREFIX}{encoded}.{refresh_token}"
+
+    @staticmethod
+    def _unwrap(token: str) -> tuple[str | None, str]:
+        if not token.startswith(_WRAP_PREFIX):
+            return None, token
+        encoded, _, upstream = token[len(_WRAP_PREFIX) :].partition(".")
+        try:
+            username = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise errors.InvalidTokenError("The refresh token is not valid.") from None
+        if not upstream or not username:
+            raise errors.InvalidTokenError("The refresh token is not valid.")
+        return username, upstream
+
+
+def _claim(token: str, name: str) -> str:
+    payload = token.split(".")[1]
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return str(data.get(name) or data.get("sub"))
+
+
+def _public_parameters(raw: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in {"USER_ID_FOR_SRP"}:
+            continue
+        if key in {"userAttributes", "requiredAttributes"}:
+            try:
+                value = json.loads(value)
+            except (TypeError, ValueError):
+                pass
+            if key == "userAttributes" and isinstance(value, dict):
+                value = {k.removeprefix("custom:"): v for k, v in value.items()}
+            if key == "requiredAttributes" and isinstance(value, list):
+                value = [str(v).removeprefix("userAttributes.") for v in value]
+        out[key] = value
+    return out

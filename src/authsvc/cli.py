@@ -1,0 +1,138 @@
+"""`authsvc serve | dev | migrate | openapi`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+
+def _config_error(exc: ValidationError) -> int:
+    first = exc.errors()[0]
+    loc = first.get("loc") or ()
+    name = f"AUTHSVC_{str(loc[0]).upper()}" if loc else "configuration"
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    print(f"authsvc: configuration error: {name}: {message}", file=sys.stderr)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from authsvc import logs
+    from authsvc.config import Settings
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        return _config_error(exc)
+    logs.configure(settings.log_level, json_lines=True)
+    workers = args.workers or settings.workers
+    uvicorn.run(
+        "authsvc.main:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=workers,
+        log_config=logs.uvicorn_log_config(),
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _dev(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    import uvicorn
+
+    from authsvc import logs, migrate
+    from authsvc.dev import runner
+    from authsvc.main import create_app
+
+    logs.configure(os.environ.get("AUTHSVC_LOG_LEVEL", "INFO"), json_lines=False)
+    try:
+        env = runner.start(host=args.host, port=args.port, data_dir=Path(args.data_dir))
+    except ValidationError as exc:
+        return _config_error(exc)
+    migrate.upgrade(env.settings.database_url)
+    app = create_app(env.settings)
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=logs.uvicorn_log_config(),
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    print(runner.banner(env, args.host, args.port, started), flush=True)
+    try:
+        server.run()
+    finally:
+        env.emulator.stop()
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from authsvc import migrate
+
+    url = args.database_url or os.environ.get("AUTHSVC_DATABASE_URL")
+    if not url:
+        print("authsvc: configuration error: AUTHSVC_DATABASE_URL: is required", file=sys.stderr)
+        return 2
+    if args.downgrade:
+        migrate.downgrade(url, args.downgrade)
+    else:
+        migrate.upgrade(url, args.revision)
+    return 0
+
+
+def _openapi(_args: argparse.Namespace) -> int:
+    from authsvc.config import Settings
+    from authsvc.main import create_app
+
+    settings = Settings(
+        cognito_user_pool_id="us-east-1_example",
+        cognito_client_id="example",
+        database_url="sqlite://",
+    )
+    print(json.dumps(create_app(settings).openapi(), indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="authsvc", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run with production settings from the environment")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=0, help="default: AUTHSVC_WORKERS")
+    serve.set_defaults(run=_serve)
+
+    dev = sub.add_parser("dev", help="run with the embedded Cognito emulator and SQLite")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--data-dir", default=".authsvc")
+    dev.set_defaults(run=_dev)
+
+    mig = sub.add_parser("migrate", help="apply database migrations")
+    mig.add_argument("--database-url", default=None)
+    mig.add_argument("--revision", default="head")
+    mig.add_argument("--downgrade", default=None, metavar="REVISION")
+    mig.set_defaults(run=_migrate)
+
+    api = sub.add_parser("openapi", help="print the OpenAPI document")
+    api.set_defaults(run=_openapi)
+
+    args = parser.parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The ONE table that turns Cognito error codes into domain errors.
+
+Rows are keyed by ``(gateway operation, Cognito code)``; an operation of ``None`` is the
+default for that code. Anything not in the table becomes ``upstream_error`` with the AWS
+text logged, never returned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from botocore.exceptions import ClientError
+
+from authsvc import errors
+
+log = logging.getLogger("authsvc.cognito")
+
+
+class UnknownUserError(errors.NotFoundError):
+    """Cognito says the user does not exist. Public flows must hide this."""
+
+    default_detail = "The user does not exist."
+
+
+class AccountExistsError(errors.ConflictError):
+    """Sign-up for an address that already has an account. Public flows must hide this."""
+
+    default_detail = "An account with this email already exists."
+
+
+class PasswordResetRequiredError(errors.AuthSvcError):
+    status, code, title = 403, "password_reset_required", "Password reset required"
+    default_detail = "The password must be reset: use the forgot-password flow."
+
+
+class UserAlreadyConfirmedError(errors.InvalidCodeError):
+    """Confirming an already confirmed user; reads like any bad code."""
+
+
+def _limited() -> errors.AuthSvcError:
+    return errors.RateLimitedError(60, "Too many attempts for this account; retry later.")
+
+
+def _unavailable() -> errors.AuthSvcError:
+    return errors.UpstreamUnavailableError("The identity provider is busy; retry later.")
+
+
+Factory = Callable[[], errors.AuthSvcError]
+
+TABLE: dict[tuple[str | None, str], Factory] = {
+    # sign-in: unknown user, wrong password and disabled user read the same
+    ("sign_in", "NotAuthorizedException"): errors.InvalidCredentialsError,
+    ("sign_in", "UserNotFoundException"): errors.InvalidCredentialsError,
+    ("sign_in", "PasswordResetRequiredException"): PasswordResetRequiredError,
+    ("sign_in", "UserNotConfirmedException"): errors.UserNotConfirmedError,
+    # challenge answers
+    ("respond_to_challenge", "NotAuthorizedException"): errors.InvalidSessionError,
+    ("respond_to_challenge", "UserNotFoundException"): errors.InvalidSessionError,
+    ("respond_to_challenge", "ExpiredCodeException"): errors.InvalidSessionError,
+    # refresh
+    ("refresh", "NotAuthorizedException"): errors.InvalidTokenError,
+    ("refresh", "UserNotFoundException"): errors.InvalidTokenError,
+    # codes: an unknown user reads like a bad code
+    ("confirm_sign_up", "UserNotFoundException"): errors.InvalidCodeError,
+    ("confirm_sign_up", "NotAuthorizedException"): UserAlreadyConfirmedError,
+    ("confirm_forgot_password", "UserNotFoundException"): errors.InvalidCodeError,
+    ("confirm_forgot_password", "NotAuthorizedException"): errors.InvalidCodeError,
+    # change password: wrong current password is not a sign-out
+    ("change_password", "NotAuthorizedException"): errors.InvalidCurrentPasswordError,
+    # defaults
+    (None, "UserNotFoundException"): UnknownUserError,
+    (None, "UsernameExistsException"): AccountExistsError,
+    (None, "AliasExistsException"): AccountExistsError,
+    (None, "NotAuthorizedException"): errors.InvalidTokenError,
+    (None, "UserNotConfirmedException"): errors.UserNotConfirmedError,
+    (None, "PasswordResetRequiredException"): PasswordResetRequiredError,
+    (None, "CodeMismatchException"): errors.InvalidCodeError,
+    (None, "ExpiredCodeException"): errors.ExpiredCodeError,
+    (None, "EnableSoftwareTokenMFAException"): errors.InvalidCodeError,
+    (None, "InvalidPasswordException"): errors.InvalidPasswordError,
+    (None, "PasswordHistoryPolicyViolationException"): errors.InvalidPasswordError,
+    (None, "InvalidParameterException"): errors.ValidationError,
+    (None, "GroupExistsException"): errors.ConflictError,
+    (None, "ResourceNotFoundException"): errors.NotFoundError,
+    (None, "LimitExceededException"): _limited,
+    (None, "TooManyFailedAttemptsException"): _limited,
+    (None, "CodeDeliveryFailureException"): _unavailable,
+    (None, "TooManyRequestsException"): _unavailable,
+    (None, "InternalErrorException"): _unavailable,
+    (None, "ServiceUnavailable"): _unavailable,
+    (None, "ThrottlingException"): _unavailable,
+    (None, "ForbiddenException"): errors.ForbiddenError,
+}
+
+# Codes that never reach a client as themselves: the deployment is misconfigured.
+_MISCONFIGURED = {"ResourceNotFoundException"}
+
+
+def translate(operation: str, exc: ClientError) -> errors.AuthSvcError:
+    """Map a botocore ``ClientError`` raised by ``operation`` to a domain error."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    message = str(exc.response.get("Error", {}).get("Message", ""))
+    factory = TABLE.get((operation, code)) or TABLE.get((None, code))
+    if factory is None or (code in _MISCONFIGURED and operation in _POOL_LEVEL_OPERATIONS):
+        log.error("cognito %s failed with unmapped %s: %s", operation, code, message)
+        return errors.UpstreamError()
+    err = factory()
+    if isinstance(err, errors.InvalidPasswordError) and message:
+        # Cognito's text names the rule that failed ("Password must have uppercase ...").
+        err.detail = _password_message(message)
+    if err.status >= 500:
+        log.warning("cognito %s failed: %s", operation, code)
+    return err
+
+
+# A missing pool or client is a deployment fault, not a client's 404.
+_POOL_LEVEL_OPERATIONS = {
+    "sign_up",
+    "confirm_sign_up",
+    "resend_confirmation_code",
+    "sign_in",
+    "respond_to_challenge",
+    "refresh",
+    "forgot_password",
+    "confirm_forgot_password",
+    "describe_user_pool",
+    "describe_user_pool_client",
+}
+
+
+def _password_message(message: str) -> str:
+    text = message.split(":", 1)[1].strip() if ":" in message else message
+    return (
+        text
+        if text.lower().startswith("password")
+        else "The password does not meet the password policy."
+    )

@@ -1,0 +1,261 @@
+"""The Cognito gateway: one method per Cognito operation, domain errors only.
+
+No FastAPI here. Every call goes through ``_call``, which sends SECRET_HASH where the app
+client has a secret, lets botocore's ``standard`` retry mode absorb throttling, and turns
+every failure into a domain error through the one table in ``cognito/errors.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from authsvc import errors
+from authsvc.cognito.errors import translate
+from authsvc.config import Settings
+
+log = logging.getLogger("authsvc.cognito")
+
+Attributes = Mapping[str, str]
+
+
+def secret_hash(username: str, client_id: str, client_secret: str) -> str:
+    digest = hmac.new(
+        client_secret.encode(), (username + client_id).encode(), hashlib.sha256
+    ).digest()
+    return base64.b64encode(digest).decode()
+
+
+def to_attribute_list(attributes: Attributes) -> list[dict[str, str]]:
+    return [{"Name": name, "Value": value} for name, value in attributes.items()]
+
+
+def from_attribute_list(items: list[dict[str, str]]) -> dict[str, str]:
+    return {item["Name"]: item.get("Value", "") for item in items}
+
+
+def make_client(settings: Settings) -> Any:
+    config = Config(
+        region_name=settings.cognito_region,
+        retries={"mode": "standard", "max_attempts": settings.cognito_max_attempts},
+        connect_timeout=settings.cognito_connect_timeout,
+        read_timeout=settings.cognito_read_timeout,
+        max_pool_connections=50,
+    )
+    kwargs: dict[str, Any] = {"config": config}
+    if settings.cognito_endpoint_url:
+        kwargs["endpoint_url"] = settings.cognito_endpoint_url
+    if settings.dev_mode:
+        # The embedded emulator takes any credentials; a laptop may have none.
+        kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+    return boto3.session.Session().client("cognito-idp", **kwargs)
+
+
+class CognitoGateway:
+    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+        self.settings = settings
+        self.pool_id = settings.cognito_user_pool_id
+        self.client_id = settings.cognito_client_id
+        self.client_secret = settings.client_secret
+        self.client = client if client is not None else make_client(settings)
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _call(self, operation: str, method: str, **kwargs: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            response: dict[str, Any] = getattr(self.client, method)(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            log.info(
+                "cognito call",
+                extra={
+                    "operation": operation,
+                    "outcome": code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+            raise translate(operation, exc) from None
+        except BotoCoreError as exc:
+            log.warning("cognito %s unreachable: %s", operation, type(exc).__name__)
+            raise errors.UpstreamUnavailableError(
+                "The identity provider is unreachable; retry later."
+            ) from None
+        log.debug(
+            "cognito call",
+            extra={
+                "operation": operation,
+                "outcome": "ok",
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return response
+
+    def _with_secret(
+        self, params: dict[str, str], username: str, key: str = "SECRET_HASH"
+    ) -> dict[str, str]:
+        if self.client_secret:
+            params[key] = secret_hash(username, self.client_id, self.client_secret)
+        return params
+
+    def _secret_kwarg(self, username: str) -> dict[str, str]:
+        if self.client_secret:
+            return {"SecretHash": secret_hash(username, self.client_id, self.client_secret)}
+        return {}
+
+    # -- pool metadata ------------------------------------------------------------------
+
+    def describe_user_pool(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "describe_user_pool", "describe_user_pool", UserPoolId=self.pool_id
+        )["UserPool"]
+        return result
+
+    def describe_user_pool_client(self) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "describe_user_pool_client",
+            "describe_user_pool_client",
+            UserPoolId=self.pool_id,
+            ClientId=self.client_id,
+        )["UserPoolClient"]
+        return result
+
+    # -- sign-up ------------------------------------------------------------------------
+
+    def sign_up(self, email: str, password: str, attributes: Attributes) -> dict[str, Any]:
+        return self._call(
+            "sign_up",
+            "sign_up",
+            ClientId=self.client_id,
+            Username=email,
+            Password=password,
+            UserAttributes=to_attribute_list({"email": email, **attributes}),
+            **self._secret_kwarg(email),
+        )
+
+    def confirm_sign_up(self, email: str, code: str) -> None:
+        self._call(
+            "confirm_sign_up",
+            "confirm_sign_up",
+            ClientId=self.client_id,
+            Username=email,
+            ConfirmationCode=code,
+            **self._secret_kwarg(email),
+        )
+
+    def resend_confirmation_code(self, email: str) -> dict[str, Any]:
+        return self._call(
+            "resend_confirmation_code",
+            "resend_confirmation_code",
+            ClientId=self.client_id,
+            Username=email,
+            **self._secret_kwarg(email),
+        )
+
+    # -- sign-in ------------------------------------------------------------------------
+
+    def sign_in(self, email: str, password: str) -> dict[str, Any]:
+        params = self._with_secret({"USERNAME": email, "PASSWORD": password}, email)
+        return self._call(
+            "sign_in",
+            "initiate_auth",
+            ClientId=self.client_id,
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters=params,
+        )
+
+    def respond_to_challenge(
+        self, challenge: str, session: str, email: str, answers: Attributes
+    ) -> dict[str, Any]:
+        responses = self._with_secret({"USERNAME": email, **answers}, email)
+        return self._call(
+            "respond_to_challenge",
+            "respond_to_auth_challenge",
+            ClientId=self.client_id,
+            ChallengeName=challenge,
+            Session=session,
+            ChallengeResponses=responses,
+        )
+
+    def refresh(self, refresh_token: str, username: str | None = None) -> dict[str, Any]:
+        params = {"REFRESH_TOKEN": refresh_token}
+        if username is not None:
+            self._with_secret(params, username)
+        return self._call(
+            "refresh",
+            "initiate_auth",
+            ClientId=self.client_id,
+            AuthFlow="REFRESH_TOKEN_AUTH",
+            AuthParameters=params,
+        )
+
+    def global_sign_out(self, access_token: str) -> None:
+        self._call("global_sign_out", "global_sign_out", AccessToken=access_token)
+
+    # -- password lifecycle -------------------------------------------------------------
+
+    def forgot_password(self, email: str) -> dict[str, Any]:
+        return self._call(
+            "forgot_password",
+            "forgot_password",
+            ClientId=self.client_id,
+            Username=email,
+            **self._secret_kwarg(email),
+        )
+
+    def confirm_forgot_password(self, email: str, code: str, new_password: str) -> None:
+        self._call(
+            "confirm_forgot_password",
+            "confirm_forgot_password",
+            ClientId=self.client_id,
+            Username=email,
+            ConfirmationCode=code,
+            Password=new_password,
+            **self._secret_kwarg(email),
+        )
+
+    def change_password(self, access_token: str, current: str, new: str) -> None:
+        self._call(
+            "change_password",
+            "change_password",
+            AccessToken=access_token,
+            PreviousPassword=current,
+            ProposedPassword=new,
+        )
+
+    # -- profile ------------------------------------------------------------------------
+
+    def get_user(self, access_token: str) -> dict[str, Any]:
+        return self._call("get_user", "get_user", AccessToken=access_token)
+
+    def update_user_attributes(self, access_token: str, attributes: Attributes) -> None:
+        self._call(
+            "update_user_attributes",
+            "update_user_attributes",
+            AccessToken=access_token,
+            UserAttributes=to_attribute_list(attributes),
+        )
+
+    # -- admin --------------------------------------------------------------------------
+
+    def admin_get_user(self, username: str) -> dict[str, Any]:
+        return self._call(
+            "admin_get_user", "admin_get_user", UserPoolId=self.pool_id, Username=username
+        )
+
+    def admin_user_global_sign_out(self, username: str) -> None:
+        self._call(
+            "admin_user_global_sign_out",
+            "admin_user_global_sign_out",
+            UserPoolId=self.pool_id,
+            Username=username,
+        )

@@ -1,0 +1,226 @@
+"""Local verification of Cognito access tokens (DESIGN §5).
+
+RS256 only; keys from the pool's JWKS, cached, refetched on an unknown ``kid`` at most once
+per ``jwks_min_refetch_seconds``. ``jku``, ``x5u`` and embedded ``jwk`` headers are never
+looked at, so no token can make the service fetch anything. Verified tokens are kept in a
+bounded cache (the RSA check is the expensive part); revocation is checked on every call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import jwt
+
+from authsvc import errors
+from authsvc.config import Settings
+
+log = logging.getLogger("authsvc.tokens")
+
+MAX_TOKEN_LENGTH = 8192
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    sub: str
+    username: str
+    groups: tuple[str, ...]
+    scopes: tuple[str, ...]
+    client_id: str
+    issued_at: int
+    expires_at: int
+    jti: str
+    token: str
+
+    @property
+    def issued_at_dt(self) -> datetime:
+        return datetime.fromtimestamp(self.issued_at, UTC)
+
+    @property
+    def expires_at_dt(self) -> datetime:
+        return datetime.fromtimestamp(self.expires_at, UTC)
+
+
+class JWKSCache:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_refetch_seconds: float = 10.0,
+        fetch: Callable[[str], dict[str, Any]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.url = url
+        self.min_refetch_seconds = min_refetch_seconds
+        self._fetch = fetch or _http_fetch
+        self._clock = clock
+        self._keys: dict[str, Any] = {}
+        self._last_attempt: float | None = None
+        self._lock = threading.Lock()
+        self.fetch_count = 0
+
+    def prefetch(self) -> None:
+        try:
+            with self._lock:
+                self._refresh()
+        except Exception:  # noqa: BLE001 - start-up must not fail because JWKS is down
+            log.warning("JWKS prefetch from %s failed; will retry on first use", self.url)
+
+    def get(self, kid: str) -> Any:
+        key = self._keys.get(kid)
+        if key is not None:
+            return key
+        with self._lock:
+            key = self._keys.get(kid)
+            if key is not None:
+                return key
+            now = self._clock()
+            # With no keys at all we retry sooner: otherwise one failure would mean 10 s of 503s.
+            gap = self.min_refetch_seconds if self._keys else min(1.0, self.min_refetch_seconds)
+            if self._last_attempt is None or now - self._last_attempt >= gap:
+                try:
+                    self._refresh()
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("JWKS fetch failed: %s", type(exc).__name__)
+            key = self._keys.get(kid)
+        if key is not None:
+            return key
+        if not self._keys:
+            raise errors.UpstreamUnavailableError(
+                "Token signing keys are unavailable; retry later."
+            )
+        raise errors.InvalidTokenError()
+
+    def _refresh(self) -> None:
+        self._last_attempt = self._clock()
+        self.fetch_count += 1
+        document = self._fetch(self.url)
+        keys: dict[str, Any] = {}
+        for item in document.get("keys", []):
+            if item.get("kty") != "RSA" or item.get("alg", "RS256") != "RS256":
+                continue
+            if item.get("use", "sig") != "sig" or not isinstance(item.get("kid"), str):
+                continue
+            keys[item["kid"]] = jwt.PyJWK(item, algorithm="RS256").key
+        if not keys:
+            raise ValueError("JWKS has no RS256 signing keys")
+        self._keys = keys
+
+
+def _http_fetch(url: str) -> dict[str, Any]:
+    response = httpx.get(url, timeout=3.0, follow_redirects=False)
+    response.raise_for_status()
+    document: dict[str, Any] = json.loads(response.content)
+    return document
+
+
+RevocationCheck = Callable[[AccessClaims], bool]
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        settings: Settings,
+        jwks: JWKSCache | None = None,
+        *,
+        is_revoked: RevocationCheck | None = None,
+    ) -> None:
+        self.issuer = settings.issuer
+        self.client_id = settings.cognito_client_id
+        self.leeway = settings.jwt_leeway_seconds
+        self.jwks = jwks or JWKSCache(
+            settings.jwks_url, min_refetch_seconds=settings.jwks_min_refetch_seconds
+        )
+        self.is_revoked = is_revoked
+        self._cache: OrderedDict[str, AccessClaims] = OrderedDict()
+        self._cache_size = settings.verified_token_cache_size
+        self._cache_lock = threading.Lock()
+
+    def is_cached(self, token: str) -> bool:
+        return token in self._cache
+
+    def verify_access(self, token: str) -> AccessClaims:
+        claims = self._cached(token)
+        if claims is None:
+            claims = self._verify(token)
+            self._remember(token, claims)
+        if self.is_revoked is not None and self.is_revoked(claims):
+            raise errors.InvalidTokenError("The token has been revoked.")
+        return claims
+
+    def _cached(self, token: str) -> AccessClaims | None:
+        claims = self._cache.get(token)
+        if claims is None:
+            return None
+        if claims.expires_at + self.leeway <= time.time():
+            with self._cache_lock:
+                self._cache.pop(token, None)
+            raise errors.InvalidTokenError("The token has expired.")
+        return claims
+
+    def _remember(self, token: str, claims: AccessClaims) -> None:
+        if self._cache_size <= 0:
+            return
+        with self._cache_lock:
+            self._cache[token] = claims
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _verify(self, token: str) -> AccessClaims:
+        if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+            raise errors.InvalidTokenError("The token is malformed.")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise errors.InvalidTokenError("The token is malformed.") from None
+        if header.get("alg") != "RS256":
+            raise errors.InvalidTokenError("Only RS256 tokens are accepted.")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid or len(kid) > 256:
+            raise errors.InvalidTokenError("The token has no usable key id.")
+        key = self.jwks.get(kid)
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={
+                    "require": ["exp", "iat", "iss", "sub", "token_use", "client_id"],
+                    "verify_aud": False,
+                },
+            )
+        except jwt.ExpiredSignatureError:
+            raise errors.InvalidTokenError("The token has expired.") from None
+        except jwt.PyJWTError:
+            raise errors.InvalidTokenError() from None
+        if payload.get("token_use") != "access":
+            raise errors.InvalidTokenError("An access token is required.")
+        if payload.get("client_id") != self.client_id:
+            raise errors.InvalidTokenError("The token was issued to another client.")
+        try:
+            return AccessClaims(
+                sub=str(payload["sub"]),
+                username=str(
+                    payload.get("username") or payload.get("cognito:username") or payload["sub"]
+                ),
+                groups=tuple(str(g) for g in payload.get("cognito:groups", ()) or ()),
+                scopes=tuple(str(payload.get("scope", "")).split()),
+                client_id=str(payload["client_id"]),
+                issued_at=int(payload["iat"]),
+                expires_at=int(payload["exp"]),
+                jti=str(payload.get("jti", "")),
+                token=token,
+            )
+        except (TypeError, ValueError):
+            raise errors.InvalidTokenError() from None

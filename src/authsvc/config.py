@@ -1,0 +1,95 @@
+"""Settings, read from the environment with the ``AUTHSVC_`` prefix (DESIGN §6)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTHSVC_", extra="ignore", frozen=True)
+
+    # Cognito
+    cognito_region: str = "us-east-1"
+    cognito_user_pool_id: str = ""
+    cognito_client_id: str = ""
+    cognito_client_secret: SecretStr | None = None
+    cognito_endpoint_url: str | None = None
+    cognito_jwks_url: str | None = None
+    cognito_connect_timeout: float = Field(default=2.0, gt=0)
+    cognito_read_timeout: float = Field(default=5.0, gt=0)
+    cognito_max_attempts: int = Field(default=3, ge=1, le=10)
+
+    # Token verification
+    jwt_leeway_seconds: int = Field(default=0, ge=0, le=300)
+    jwks_min_refetch_seconds: float = Field(default=10.0, ge=0)
+    verified_token_cache_size: int = Field(default=10_000, ge=0)
+
+    # Storage
+    database_url: str = "sqlite:///.authsvc/authsvc.db"
+    redis_url: str | None = None
+
+    # Application
+    public_app_url: str = "http://127.0.0.1:8000"
+    cors_origins: list[str] = Field(default_factory=list)
+    admin_group: str = "admin"
+    email_backend: Literal["console", "smtp", "ses"] = "console"
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    log_level: str = "INFO"
+    workers: int = Field(default=1, ge=1, le=64)
+
+    # Dev mode (set by `authsvc dev`, never from the environment in production)
+    dev_mode: bool = False
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError("'*' is not allowed: list the exact origins (credentials are used)")
+        return value
+
+    @field_validator("public_app_url")
+    @classmethod
+    def _absolute_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _cognito_configured(self) -> Settings:
+        if not self.cognito_user_pool_id:
+            raise ValueError("AUTHSVC_COGNITO_USER_POOL_ID is required")
+        if not self.cognito_client_id:
+            raise ValueError("AUTHSVC_COGNITO_CLIENT_ID is required")
+        if "_" not in self.cognito_user_pool_id:
+            raise ValueError("AUTHSVC_COGNITO_USER_POOL_ID must look like '<region>_<id>'")
+        return self
+
+    @cached_property
+    def issuer(self) -> str:
+        return (
+            f"https://cognito-idp.{self.cognito_region}.amazonaws.com/{self.cognito_user_pool_id}"
+        )
+
+    @cached_property
+    def jwks_url(self) -> str:
+        if self.cognito_jwks_url:
+            return self.cognito_jwks_url
+        if self.cognito_endpoint_url:
+            base = self.cognito_endpoint_url.rstrip("/")
+            return f"{base}/{self.cognito_user_pool_id}/.well-known/jwks.json"
+        return f"{self.issuer}/.well-known/jwks.json"
+
+    @property
+    def client_secret(self) -> str | None:
+        return self.cognito_client_secret.get_secret_value() if self.cognito_client_secret else None

@@ -1,0 +1,83 @@
+"""Annotated dependency aliases. App-wide objects live on ``app.state`` (built in the lifespan)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from authsvc import errors
+from authsvc.auth.service import AuthService
+from authsvc.cognito.tokens import AccessClaims
+from authsvc.config import Settings
+from authsvc.profile.service import ProfileService
+from authsvc.state import AppState
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.authsvc
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    yield from state.db.session()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+_bearer = HTTPBearer(auto_error=False, description="A Cognito access token.")
+
+
+async def current_claims(
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> AccessClaims:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise errors.NotAuthenticatedError()
+    token = credentials.credentials
+    verifier = state.verifier
+    # Fast path on the event loop when the token was verified before; the first check of
+    # a token (RSA, maybe a JWKS fetch) runs in the thread pool.
+    if verifier.is_cached(token):
+        return verifier.verify_access(token)
+    return await run_in_threadpool(verifier.verify_access, token)
+
+
+CurrentUser = Annotated[AccessClaims, Depends(current_claims)]
+
+
+async def admin_claims(claims: CurrentUser, settings: SettingsDep) -> AccessClaims:
+    if settings.admin_group not in claims.groups:
+        raise errors.ForbiddenError("This route needs the admin group.")
+    return claims
+
+
+AdminUser = Annotated[AccessClaims, Depends(admin_claims)]
+
+
+def get_auth_service(state: StateDep) -> AuthService:
+    return state.auth
+
+
+AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
+
+
+def get_profile_service(state: StateDep) -> ProfileService:
+    return state.profile
+
+
+ProfileServiceDep = Annotated[ProfileService, Depends(get_profile_service)]

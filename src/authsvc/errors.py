@@ -1,0 +1,151 @@
+"""Domain errors. Each kind carries its HTTP status and stable ``code`` (DESIGN §2).
+
+Nothing below the endpoint layer raises ``HTTPException``: services and the Cognito
+gateway raise these, and ``problems.py`` renders every one of them the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AuthSvcError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal server error"
+    default_detail: ClassVar[str] = "An unexpected error occurred."
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail or self.default_detail
+        self.headers = headers or {}
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+
+class ValidationError(AuthSvcError):
+    status, code, title = 422, "validation_error", "Validation failed"
+    default_detail = "The request is not valid."
+
+
+class InvalidPasswordError(AuthSvcError):
+    status, code, title = 422, "invalid_password", "Password does not meet the policy"
+    default_detail = "The password does not meet the password policy."
+
+
+class InvalidCredentialsError(AuthSvcError):
+    status, code, title = 401, "invalid_credentials", "Invalid credentials"
+    default_detail = "The email or password is incorrect."
+
+
+class NotAuthenticatedError(AuthSvcError):
+    status, code, title = 401, "not_authenticated", "Not authenticated"
+    default_detail = "A bearer access token is required."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class InvalidTokenError(AuthSvcError):
+    status, code, title = 401, "invalid_token", "Invalid token"
+    default_detail = "The token is invalid, expired or revoked."
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+class ForbiddenError(AuthSvcError):
+    status, code, title = 403, "forbidden", "Forbidden"
+    default_detail = "You are not allowed to do this."
+
+
+class UserNotConfirmedError(AuthSvcError):
+    status, code, title = 403, "user_not_confirmed", "User not confirmed"
+    default_detail = "Confirm the sign-up with the code that was sent before signing in."
+
+
+class InvalidCodeError(AuthSvcError):
+    status, code, title = 400, "invalid_code", "Invalid code"
+    default_detail = "The code is incorrect."
+
+
+class ExpiredCodeError(AuthSvcError):
+    status, code, title = 400, "expired_code", "Expired code"
+    default_detail = "The code has expired; request a new one."
+
+
+class InvalidSessionError(AuthSvcError):
+    status, code, title = 400, "invalid_session", "Invalid session"
+    default_detail = "The challenge session is unknown or has expired; sign in again."
+
+
+class InvalidCurrentPasswordError(AuthSvcError):
+    status, code, title = 400, "invalid_current_password", "Invalid current password"
+    default_detail = "The current password is incorrect."
+
+
+class InvalidInvitationError(AuthSvcError):
+    status, code, title = 400, "invalid_invitation", "Invalid invitation"
+    default_detail = "The invitation is unknown, already used, revoked or expired."
+
+
+class NotFoundError(AuthSvcError):
+    status, code, title = 404, "not_found", "Not found"
+    default_detail = "The resource does not exist."
+
+
+class ConflictError(AuthSvcError):
+    status, code, title = 409, "conflict", "Conflict"
+    default_detail = "The request conflicts with the current state."
+
+
+class RateLimitedError(AuthSvcError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+    default_detail = "Too many requests; retry later."
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class UpstreamUnavailableError(AuthSvcError):
+    status, code, title = 503, "upstream_unavailable", "Service temporarily unavailable"
+    default_detail = "A dependency is unavailable; retry later."
+
+    def __init__(self, detail: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class UpstreamError(AuthSvcError):
+    status, code, title = 502, "upstream_error", "Upstream error"
+    default_detail = "The identity provider answered unexpectedly."
+
+
+class InternalError(AuthSvcError):
+    pass
+
+
+ALL_ERRORS: tuple[type[AuthSvcError], ...] = (
+    ValidationError,
+    InvalidPasswordError,
+    InvalidCredentialsError,
+    NotAuthenticatedError,
+    InvalidTokenError,
+    ForbiddenError,
+    UserNotConfirmedError,
+    InvalidCodeError,
+    ExpiredCodeError,
+    InvalidSessionError,
+    InvalidCurrentPasswordError,
+    InvalidInvitationError,
+    NotFoundError,
+    ConflictError,
+    RateLimitedError,
+    UpstreamUnavailableError,
+    UpstreamError,
+    InternalError,
+)

@@ -1,0 +1,125 @@
+"""The app factory: state, routers, exception handlers, middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from authsvc import problems
+from authsvc.auth.endpoints import router as auth_router
+from authsvc.auth.service import AuthService
+from authsvc.cognito.gateway import CognitoGateway
+from authsvc.cognito.pool import PoolInfoCache
+from authsvc.cognito.tokens import TokenVerifier
+from authsvc.config import Settings
+from authsvc.db import Database
+from authsvc.dev.outbox import DevOutbox
+from authsvc.health.endpoints import router as health_router
+from authsvc.middleware import AuthSvcMiddleware
+from authsvc.profile.endpoints import router as profile_router
+from authsvc.profile.service import ProfileService
+from authsvc.revocation.service import RevocationRegistry
+from authsvc.state import AppState
+
+DESCRIPTION = """\
+A complete account system on Amazon Cognito user pools: sign-up, sign-in with challenges,
+refresh, sign-out that really ends sessions, password lifecycle and profile.
+
+Errors are RFC 9457 problem documents; branch on `code`.
+"""
+
+
+def build_state(
+    settings: Settings,
+    *,
+    gateway: CognitoGateway | None = None,
+    outbox: DevOutbox | None = None,
+) -> AppState:
+    if gateway is None:
+        if settings.dev_mode:
+            from authsvc.dev.gateway import DevCognitoGateway
+
+            outbox = outbox or DevOutbox()
+            gateway = DevCognitoGateway(settings, outbox)
+        else:
+            gateway = CognitoGateway(settings)
+    db = Database(settings.database_url)
+    revocations = RevocationRegistry(db)
+    pool = PoolInfoCache(gateway)
+    verifier = TokenVerifier(settings, is_revoked=revocations.is_revoked)
+    return AppState(
+        settings=settings,
+        gateway=gateway,
+        pool=pool,
+        verifier=verifier,
+        db=db,
+        revocations=revocations,
+        auth=AuthService(gateway, pool, revocations),
+        profile=ProfileService(gateway, pool),
+        outbox=outbox if settings.dev_mode else None,
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    gateway: CognitoGateway | None = None,
+    outbox: DevOutbox | None = None,
+) -> FastAPI:
+    settings = settings or Settings()
+    state = build_state(settings, gateway=gateway, outbox=outbox)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        state.verifier.jwks.prefetch()
+        state.revocations.start()
+        try:
+            yield
+        finally:
+            state.revocations.stop()
+            state.db.dispose()
+
+    app = FastAPI(
+        title="authsvc",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.authsvc = state
+    problems.install(app)
+    app.include_router(auth_router)
+    app.include_router(profile_router)
+    app.include_router(health_router)
+    if settings.dev_mode:
+        from authsvc.dev.endpoints import router as dev_router
+
+        app.include_router(dev_router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials=True,
+            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "X-CSRF",
+                "X-Token-Transport",
+                "X-Request-ID",
+            ],
+            max_age=600,
+        )
+    app.add_middleware(
+        AuthSvcMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        hsts=not settings.dev_mode,
+    )
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (``authsvc serve`` with several workers)."""
+    return create_app(Settings())

@@ -1,0 +1,167 @@
+"""One renderer: every error becomes RFC 9457 ``application/problem+json`` (DESIGN §2)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from authsvc import errors
+
+log = logging.getLogger("authsvc.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document. Clients branch on ``code``."""
+
+    type: str = Field(examples=["urn:authsvc:problem:invalid_credentials"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable snake_case error code.")
+    request_id: str | None = None
+
+
+class ValidationIssue(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationProblem(Problem):
+    errors: list[ValidationIssue] = Field(default_factory=list)
+
+
+# Status codes the HTTP layer itself produces, outside the domain table.
+_HTTP_CODES: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "Bad request"),
+    401: ("not_authenticated", "Not authenticated"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    413: ("payload_too_large", "Payload too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    429: ("rate_limited", "Too many requests"),
+}
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:authsvc:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    request_id = getattr(request.state, "request_id", None) if request is not None else None
+    if request_id:
+        body["request_id"] = request_id
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def render_error(request: Request | None, exc: errors.AuthSvcError) -> JSONResponse:
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+def _validation_issues(exc: RequestValidationError) -> list[dict[str, Any]]:
+    # Only loc/msg/type: pydantic's ``input`` and ``ctx`` can echo a password back.
+    issues = []
+    for err in exc.errors():
+        loc = [part if isinstance(part, int) else str(part) for part in err.get("loc", ())]
+        msg = str(err.get("msg", "invalid"))
+        kind = str(err.get("type", "value_error"))
+        if kind == "json_invalid":
+            msg = "The body is not valid JSON."
+        issues.append({"loc": loc, "msg": msg, "type": kind})
+    return issues
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, errors.AuthSvcError)
+    if exc.status >= 500:
+        log.warning("request failed: %s (%s)", exc.code, exc.detail)
+    return render_error(request, exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(
+        request,
+        status=422,
+        code="validation_error",
+        title="Validation failed",
+        detail="The request is not valid; see errors.",
+        extra={"errors": _validation_issues(exc)},
+    )
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem_response(
+        request,
+        status=exc.status_code,
+        code=code,
+        title=title,
+        detail=detail,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return render_error(request, errors.InternalError())
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.AuthSvcError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+def responses(*kinds: type[errors.AuthSvcError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` for a route: one entry per status, codes listed."""
+    by_status: dict[int, list[type[errors.AuthSvcError]]] = {}
+    for kind in (*kinds, errors.ValidationError, errors.InternalError):
+        by_status.setdefault(kind.status, []).append(kind)
+    out: dict[int | str, dict[str, Any]] = {}
+    for status, group in sorted(by_status.items()):
+        codes = ", ".join(sorted({k.code for k in group}))
+        model = ValidationProblem if status == 422 else Problem
+        out[status] = {
+            "model": model,
+            "description": f"Problem: `{codes}`",
+            "content": {
+                PROBLEM_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+            },
+        }
+    return out

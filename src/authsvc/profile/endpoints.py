@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from authsvc import errors
+from authsvc.dependencies import AuthServiceDep, CurrentUser, ProfileServiceDep
+from authsvc.problems import responses
+from authsvc.profile.schemas import ChangePasswordRequest, Profile, ProfileUpdate
+
+router = APIRouter(prefix="/v1/me", tags=["profile"])
+
+_AUTH = (errors.NotAuthenticatedError, errors.InvalidTokenError)
+_UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError, errors.RateLimitedError)
+
+
+@router.get(
+    "",
+    response_model=Profile,
+    summary="The signed-in user's profile",
+    responses=responses(*_AUTH, *_UPSTREAM),
+)
+def get_me(claims: CurrentUser, profiles: ProfileServiceDep) -> Profile:
+    return profiles.get(claims)
+
+
+@router.patch(
+    "",
+    response_model=Profile,
+    summary="Update the signed-in user's profile",
+    description="Only attributes the pool marks mutable and the app client may write.",
+    responses=responses(*_AUTH, *_UPSTREAM),
+)
+def update_me(body: ProfileUpdate, claims: CurrentUser, profiles: ProfileServiceDep) -> Profile:
+    return profiles.update(claims, body)
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change password",
+    description="Signs the user out everywhere: sign in again with the new password.",
+    responses=responses(
+        *_AUTH, errors.InvalidCurrentPasswordError, errors.InvalidPasswordError, *_UPSTREAM
+    ),
+)
+def change_password(
+    body: ChangePasswordRequest, claims: CurrentUser, auth: AuthServiceDep
+) -> Response:
+    auth.change_password(claims, body.current_password, body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,28 @@
+"""Everything app-wide, built once at start-up and kept on ``app.state.authsvc``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from authsvc.auth.service import AuthService
+from authsvc.cognito.gateway import CognitoGateway
+from authsvc.cognito.pool import PoolInfoCache
+from authsvc.cognito.tokens import TokenVerifier
+from authsvc.config import Settings
+from authsvc.db import Database
+from authsvc.dev.outbox import DevOutbox
+from authsvc.profile.service import ProfileService
+from authsvc.revocation.service import RevocationRegistry
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    gateway: CognitoGateway
+    pool: PoolInfoCache
+    verifier: TokenVerifier
+    db: Database
+    revocations: RevocationRegistry
+    auth: AuthService
+    profile: ProfileService
+    outbox: DevOutbox | None = None

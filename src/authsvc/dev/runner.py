@@ -102,7 +102,8 @@ def banner(env: DevEnvironment, host: str, port: int, started: float) -> str:
         f"  Admin       {env.admin_email} / {password}",
         f"  Cognito     {env.settings.cognito_endpoint_url} (pool {env.pool.user_pool_id})",
         f"  Database    {env.settings.database_url}",
-        f"  Ready in {time.perf_counter() - started:.1f}s. Users live in memory: they are gone after a restart.",
+        f"  Ready in {time.perf_counter() - started:.1f}s."
+        " Users live in memory: they are gone after a restart.",
         "",
     ]
     return "\n".join(lines)

@@ -7,17 +7,27 @@ every other within ``poll_interval`` (< 1 s). Verification then costs a dict loo
 - ``iat`` after the revocation's second → valid;
 - ``iat`` before it → revoked;
 - ``iat`` in the same second → valid only if authsvc itself handed the token out after the
-  revocation (recorded in ``token_allowance`` at issue time).
+  revocation (recorded in ``token_allowance``).
+
+Sign-in stays free of database I/O: a freshly issued token is checked against the in-memory
+mirror, and kept for a few seconds in a small ring so that a revocation learnt later from
+another instance (within the poll interval) can still be matched against it. The one window
+left — another instance revokes, and this one issues a token in the same second before its
+next poll, and that token is checked elsewhere before the poll — fails safe: the token is
+refused, never wrongly accepted.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
-import jwt
 from sqlalchemy.exc import SQLAlchemyError
 
 from authsvc.cognito.tokens import AccessClaims
@@ -30,8 +40,29 @@ log = logging.getLogger("authsvc.revocation")
 MAX_TOKEN_LIFETIME_S = 24 * 3600
 
 
+# How long issued tokens are remembered for matching against revocations learnt later.
+RECENT_WINDOW_US = 5_000_000
+
+
 def _now_us() -> int:
     return time.time_ns() // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Issued:
+    jti: str
+    sub: str
+    iat: int
+    exp: int
+    started_us: int
+
+
+def _unverified_claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    claims: dict[str, object] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
 
 
 class RevocationRegistry:
@@ -44,6 +75,7 @@ class RevocationRegistry:
         self._revoked: dict[str, int] = {}
         self._high_water = 0
         self._issued_after: dict[str, int] = {}
+        self._recent: deque[_Issued] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,11 +114,15 @@ class RevocationRegistry:
                 log.warning("revocation sync failed: %s", type(exc).__name__)
             self.healthy = False
             return
+        learnt: list[tuple[str, int]] = []
         with self._lock:
             for sub, at in rows:
                 if at > self._revoked.get(sub, 0):
                     self._revoked[sub] = at
+                    learnt.append((sub, at))
                 self._high_water = max(self._high_water, at)
+        for sub, at in learnt:
+            self._allow_recent(sub, at)
 
     def _prune(self) -> None:
         horizon = self._clock_us() - MAX_TOKEN_LIFETIME_S * 1_000_000
@@ -118,33 +154,50 @@ class RevocationRegistry:
         return self._clock_us()
 
     def issued(self, access_token: str, started_us: int) -> None:
-        """Record a token authsvc just handed out, if a revocation shares its second.
+        """Note a token authsvc just handed out (no I/O unless a revocation shares its second).
 
-        Only a revocation that was already committed before the Cognito call began can be
-        proven older than the token; one that raced with the call leaves the token refused.
+        Only a revocation already made before the Cognito call began can be proven older
+        than the token; one that raced with the call leaves the token refused.
         """
         try:
-            claims = jwt.decode(access_token, options={"verify_signature": False})
-            sub, iat, jti, exp = (
-                claims["sub"],
-                int(claims["iat"]),
-                claims["jti"],
-                int(claims["exp"]),
+            claims = _unverified_claims(access_token)
+            issued = _Issued(
+                jti=str(claims["jti"]),
+                sub=str(claims["sub"]),
+                iat=int(str(claims["iat"])),
+                exp=int(str(claims["exp"])),
+                started_us=started_us,
             )
-        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, IndexError):
             return
+        horizon = self._clock_us() - RECENT_WINDOW_US
+        with self._lock:
+            self._recent.append(issued)
+            while self._recent and self._recent[0].started_us < horizon:
+                self._recent.popleft()
+            revoked_at = self._revoked.get(issued.sub)
+        if revoked_at is not None:
+            self._maybe_allow(issued, revoked_at)
+
+    def _allow_recent(self, sub: str, revoked_at: int) -> None:
+        with self._lock:
+            candidates = [t for t in self._recent if t.sub == sub]
+        for issued in candidates:
+            self._maybe_allow(issued, revoked_at)
+
+    def _maybe_allow(self, issued: _Issued, revoked_at: int) -> None:
+        if issued.iat > revoked_at // 1_000_000 or issued.started_us <= revoked_at:
+            return  # plainly after the revocation, or not provably so
         try:
             with self.db.sessions() as session, session.begin():
-                repo = RevocationRepository(session)
-                revoked_at = repo.get(sub)
-                if revoked_at is None or iat > revoked_at // 1_000_000:
-                    return
-                if revoked_at < started_us:
-                    repo.allow(jti, sub, started_us, exp)
-                    with self._lock:
-                        self._issued_after[jti] = started_us
+                RevocationRepository(session).allow(
+                    issued.jti, issued.sub, issued.started_us, issued.exp
+                )
         except SQLAlchemyError as exc:
             log.warning("could not record issued token: %s", type(exc).__name__)
+            return
+        with self._lock:
+            self._issued_after[issued.jti] = issued.started_us
 
     # -- reads --------------------------------------------------------------------------
 

@@ -1,0 +1,60 @@
+# authsvc — the two commands a new user needs are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The first Python >= 3.11 found on PATH (override: make PYTHON=/path/to/python3.12 ...).
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Two workers on a 2-core machine; PYTEST_ARGS adds to them (e.g. PYTEST_ARGS="-k sign_in -x").
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: help install install-test run serve test lint bench openapi clean
+
+help:
+	@echo "make run     start authsvc dev (embedded Cognito emulator, SQLite, dev outbox) on http://$(HOST):$(PORT)/docs"
+	@echo "make test    install what the tests need and run the whole suite (lint, template, Dockerfile, pytest)"
+	@echo "make bench   run the benchmarks in bench/ (ratios against a baseline in the same run)"
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "authsvc needs Python 3.11 or newer on PATH (or make PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@ $(VENV)/.installed-dev
+
+install: $(VENV)/.installed-dev
+
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/authsvc dev --host $(HOST) --port $(PORT)
+
+lint: install-test
+	$(BIN)/ruff check src tests migrations bench
+	$(BIN)/ruff format --check src tests migrations bench
+	$(BIN)/cfn-lint infra/template.yaml
+	$(BIN)/hadolint Dockerfile
+
+test: lint
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python bench/run.py
+
+openapi: install
+	@$(BIN)/authsvc openapi
+
+clean:
+	rm -rf $(VENV) .authsvc .pytest_cache .ruff_cache build *.egg-info src/*.egg-info

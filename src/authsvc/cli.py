@@ -15,8 +15,13 @@ from pydantic import ValidationError
 def _config_error(exc: ValidationError) -> int:
     first = exc.errors()[0]
     loc = first.get("loc") or ()
-    name = f"AUTHSVC_{str(loc[0]).upper()}" if loc else "configuration"
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if loc:
+        name = f"AUTHSVC_{str(loc[0]).upper()}"
+    else:
+        # A model-level check names the setting itself: "AUTHSVC_X is required".
+        head, _, rest = message.partition(" ")
+        name, message = (head, rest) if head.startswith("AUTHSVC_") else ("configuration", message)
     print(f"authsvc: configuration error: {name}: {message}", file=sys.stderr)
     return 2
 
@@ -100,8 +105,42 @@ def _openapi(_args: argparse.Namespace) -> int:
         cognito_user_pool_id="us-east-1_example",
         cognito_client_id="example",
         database_url="sqlite://",
+        secret_key="openapi-document-only-key",
     )
     print(json.dumps(create_app(settings).openapi(), indent=2))
+    return 0
+
+
+def _state_from_env():  # type: ignore[no-untyped-def]
+    from authsvc.config import Settings
+    from authsvc.main import build_state
+
+    return build_state(Settings())
+
+
+def _reconcile(_args: argparse.Namespace) -> int:
+    from authsvc import logs
+
+    try:
+        state = _state_from_env()
+    except ValidationError as exc:
+        return _config_error(exc)
+    logs.configure(state.settings.log_level, json_lines=True)
+    counts = state.invitations.reconcile()
+    print(json.dumps(counts))
+    return 0
+
+
+def _deliver(_args: argparse.Namespace) -> int:
+    from authsvc import logs
+
+    try:
+        state = _state_from_env()
+    except ValidationError as exc:
+        return _config_error(exc)
+    logs.configure(state.settings.log_level, json_lines=True)
+    sent = state.outbox_worker.run_once(limit=1000)
+    print(json.dumps({"sent": sent}))
     return 0
 
 
@@ -126,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     mig.add_argument("--revision", default="head")
     mig.add_argument("--downgrade", default=None, metavar="REVISION")
     mig.set_defaults(run=_migrate)
+
+    rec = sub.add_parser("reconcile", help="repair invitations whose acceptance crashed (one pass)")
+    rec.set_defaults(run=_reconcile)
+
+    dlv = sub.add_parser("deliver", help="deliver queued emails (one pass)")
+    dlv.set_defaults(run=_deliver)
 
     api = sub.add_parser("openapi", help="print the OpenAPI document")
     api.set_defaults(run=_openapi)

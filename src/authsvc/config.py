@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -34,12 +35,35 @@ class Settings(BaseSettings):
 
     # Application
     public_app_url: str = "http://127.0.0.1:8000"
-    cors_origins: list[str] = Field(default_factory=list)
+    # NoDecode: the environment gives a comma-separated list, not JSON (the validator splits).
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     admin_group: str = "admin"
     email_backend: Literal["console", "smtp", "ses"] = "console"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
     workers: int = Field(default=1, ge=1, le=64)
+
+    # Secrets: encrypts outbox payloads (they carry invitation tokens). `authsvc dev`
+    # generates one under its data directory.
+    secret_key: SecretStr | None = None
+
+    # Email
+    email_from: str = "authsvc <no-reply@example.com>"
+    smtp_host: str = "localhost"
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    smtp_ssl: bool = False
+    ses_region: str | None = None
+    ses_endpoint_url: str | None = None
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_max_attempts: int = Field(default=8, ge=1, le=50)
+
+    # Invitations
+    invitation_ttl_hours: int = Field(default=7 * 24, ge=1, le=90 * 24)
+    invitation_claim_lease_seconds: int = Field(default=300, ge=5, le=3600)
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
 
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
@@ -47,7 +71,9 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
@@ -71,6 +97,13 @@ class Settings(BaseSettings):
             raise ValueError("AUTHSVC_COGNITO_USER_POOL_ID is required")
         if not self.cognito_client_id:
             raise ValueError("AUTHSVC_COGNITO_CLIENT_ID is required")
+        if not self.dev_mode and self.secret_key is None:
+            raise ValueError(
+                "AUTHSVC_SECRET_KEY is required (at least 16 random characters; it encrypts"
+                " queued emails)"
+            )
+        if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 16:
+            raise ValueError("AUTHSVC_SECRET_KEY must be at least 16 characters")
         if "_" not in self.cognito_user_pool_id:
             raise ValueError("AUTHSVC_COGNITO_USER_POOL_ID must look like '<region>_<id>'")
         return self

@@ -14,6 +14,7 @@ from authsvc import errors
 from authsvc.auth.service import AuthService
 from authsvc.cognito.tokens import AccessClaims
 from authsvc.config import Settings
+from authsvc.invitations.service import InvitationService
 from authsvc.profile.service import ProfileService
 from authsvc.state import AppState
 
@@ -81,3 +82,10 @@ def get_profile_service(state: StateDep) -> ProfileService:
 
 
 ProfileServiceDep = Annotated[ProfileService, Depends(get_profile_service)]
+
+
+def get_invitation_service(state: StateDep) -> InvitationService:
+    return state.invitations
+
+
+InvitationServiceDep = Annotated[InvitationService, Depends(get_invitation_service)]

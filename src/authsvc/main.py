@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,7 +18,12 @@ from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings
 from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
+from authsvc.email.backends import make_backend
+from authsvc.email.crypto import PayloadCipher
+from authsvc.email.outbox import Outbox, OutboxWorker, Periodic
 from authsvc.health.endpoints import router as health_router
+from authsvc.invitations.endpoints import router as invitations_router
+from authsvc.invitations.service import InvitationService
 from authsvc.middleware import AuthSvcMiddleware
 from authsvc.profile.endpoints import router as profile_router
 from authsvc.profile.service import ProfileService
@@ -50,6 +56,21 @@ def build_state(
     revocations = RevocationRegistry(db)
     pool = PoolInfoCache(gateway)
     verifier = TokenVerifier(settings, is_revoked=revocations.is_revoked)
+    # Dev mode without a configured key: an ephemeral one (the queue is local anyway).
+    secret = (
+        settings.secret_key.get_secret_value() if settings.secret_key else secrets.token_urlsafe(32)
+    )
+    cipher = PayloadCipher(secret)
+    outbox_queue = Outbox(cipher)
+    worker = OutboxWorker(
+        db,
+        cipher,
+        make_backend(settings, outbox if settings.dev_mode else None),
+        poll_seconds=settings.outbox_poll_seconds,
+        max_attempts=settings.outbox_max_attempts,
+    )
+    outbox_queue.on_commit = worker.wake
+    auth = AuthService(gateway, pool, revocations)
     return AppState(
         settings=settings,
         gateway=gateway,
@@ -57,8 +78,10 @@ def build_state(
         verifier=verifier,
         db=db,
         revocations=revocations,
-        auth=AuthService(gateway, pool, revocations),
+        auth=auth,
         profile=ProfileService(gateway, pool),
+        invitations=InvitationService(settings, db, gateway, pool, outbox_queue, auth),
+        outbox_worker=worker,
         outbox=outbox if settings.dev_mode else None,
     )
 
@@ -76,9 +99,18 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.verifier.jwks.prefetch()
         state.revocations.start()
+        state.outbox_worker.start()
+        reconciler = Periodic(
+            "invitation-reconciler",
+            state.invitations.reconcile,
+            settings.reconcile_interval_seconds,
+        )
+        reconciler.start()
         try:
             yield
         finally:
+            reconciler.stop()
+            state.outbox_worker.stop()
             state.revocations.stop()
             state.db.dispose()
 
@@ -92,6 +124,7 @@ def create_app(
     problems.install(app)
     app.include_router(auth_router)
     app.include_router(profile_router)
+    app.include_router(invitations_router)
     app.include_router(health_router)
     if settings.dev_mode:
         from authsvc.dev.endpoints import router as dev_router

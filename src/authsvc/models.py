@@ -1,5 +1,7 @@
 """Imports every model so that ``Base.metadata`` knows all tables (used by Alembic)."""
 
+from authsvc.email.models import EmailOutbox
+from authsvc.invitations.models import Invitation
 from authsvc.revocation.models import TokenAllowance, TokenRevocation
 
-__all__ = ["TokenAllowance", "TokenRevocation"]
+__all__ = ["EmailOutbox", "Invitation", "TokenAllowance", "TokenRevocation"]

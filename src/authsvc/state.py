@@ -11,6 +11,8 @@ from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings
 from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
+from authsvc.email.outbox import OutboxWorker
+from authsvc.invitations.service import InvitationService
 from authsvc.profile.service import ProfileService
 from authsvc.revocation.service import RevocationRegistry
 
@@ -25,4 +27,6 @@ class AppState:
     revocations: RevocationRegistry
     auth: AuthService
     profile: ProfileService
+    invitations: InvitationService
+    outbox_worker: OutboxWorker
     outbox: DevOutbox | None = None

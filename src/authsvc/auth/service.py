@@ -159,6 +159,10 @@ class AuthService:
 
     # -- helpers ------------------------------------------------------------------------
 
+    def tokens_from(self, response: dict[str, Any], started: int) -> TokenResult | ChallengeResult:
+        """Turn a Cognito auth response obtained by another flow (invitations) into a result."""
+        return self._result(response, started)
+
     def _result(
         self, response: dict[str, Any], started: int, *, refresh_token: str | None = None
     ) -> TokenResult | ChallengeResult:

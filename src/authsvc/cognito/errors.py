@@ -126,6 +126,9 @@ _POOL_LEVEL_OPERATIONS = {
     "confirm_forgot_password",
     "describe_user_pool",
     "describe_user_pool_client",
+    # An unknown user is UserNotFoundException here: ResourceNotFound means the pool.
+    "admin_get_user",
+    "admin_user_global_sign_out",
 }
 
 

@@ -259,3 +259,56 @@ class CognitoGateway:
             UserPoolId=self.pool_id,
             Username=username,
         )
+
+    def admin_create_user(
+        self, email: str, temporary_password: str, attributes: Attributes
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "admin_create_user",
+            "admin_create_user",
+            UserPoolId=self.pool_id,
+            Username=email,
+            TemporaryPassword=temporary_password,
+            MessageAction="SUPPRESS",
+            UserAttributes=to_attribute_list({"email": email, **attributes}),
+        )["User"]
+        return result
+
+    def admin_set_user_password(self, username: str, password: str, *, permanent: bool) -> None:
+        self._call(
+            "admin_set_user_password",
+            "admin_set_user_password",
+            UserPoolId=self.pool_id,
+            Username=username,
+            Password=password,
+            Permanent=permanent,
+        )
+
+    def admin_add_user_to_group(self, username: str, group: str) -> None:
+        self._call(
+            "admin_add_user_to_group",
+            "admin_add_user_to_group",
+            UserPoolId=self.pool_id,
+            Username=username,
+            GroupName=group,
+        )
+
+    def admin_delete_user(self, username: str) -> None:
+        self._call(
+            "admin_delete_user", "admin_delete_user", UserPoolId=self.pool_id, Username=username
+        )
+
+    def get_group(self, group: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call(
+            "get_group", "get_group", UserPoolId=self.pool_id, GroupName=group
+        )["Group"]
+        return result
+
+    def admin_update_user_attributes(self, username: str, attributes: Attributes) -> None:
+        self._call(
+            "admin_update_user_attributes",
+            "admin_update_user_attributes",
+            UserPoolId=self.pool_id,
+            Username=username,
+            UserAttributes=to_attribute_list(attributes),
+        )

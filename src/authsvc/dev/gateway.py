@@ -54,6 +54,21 @@ class DevCognitoGateway(CognitoGateway):
         self._sign_up: dict[str, _Code] = {}
         self._reset: dict[str, _Code] = {}
         self._lock = threading.Lock()
+        # moto answers an unknown, used or expired challenge session with
+        # ResourceNotFoundException (which reads as a missing pool); Cognito with
+        # NotAuthorizedException, i.e. invalid_session.
+        self.client.meta.events.register(
+            "after-call.cognito-identity-provider.RespondToAuthChallenge", self._moto_session_error
+        )
+
+    def _moto_session_error(self, parsed: dict[str, Any], **_: Any) -> None:
+        error = parsed.get("Error") or {}
+        if error.get("Code") == "ResourceNotFoundException" and error.get("Message") not in {
+            self.client_id,
+            self.pool_id,
+        }:
+            error["Code"] = "NotAuthorizedException"
+            error["Message"] = "Invalid session for the user."
 
     # -- sign-up codes ------------------------------------------------------------------
 

@@ -54,6 +54,8 @@ def start(
         "dev_mode": True,
         "email_backend": "console",
     }
+    if not os.environ.get("AUTHSVC_SECRET_KEY"):
+        values["secret_key"] = dev_secret_key(data_dir)
     if not os.environ.get("AUTHSVC_DATABASE_URL"):
         values["database_url"] = f"sqlite:///{(data_dir / 'authsvc.db').resolve()}"
     values.update(overrides or {})
@@ -63,6 +65,15 @@ def start(
     admin_password = configured or generate_password()
     seed_admin(client, pool, admin_email, admin_password)
     return DevEnvironment(settings, emulator, pool, admin_email, admin_password, configured is None)
+
+
+def dev_secret_key(data_dir: Path) -> str:
+    """The key that encrypts queued emails in dev mode, kept beside the SQLite file."""
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def seed_admin(client: Any, pool: ProvisionedPool, email: str, password: str) -> None:

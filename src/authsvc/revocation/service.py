@@ -103,6 +103,7 @@ class RevocationRegistry:
 
     def sync(self) -> None:
         """Pull revocations newer than the last one seen."""
+        now = self._clock_us()
         try:
             with self.db.sessions() as session:
                 # Re-read a little behind the high-water mark: a row committed late with an
@@ -120,7 +121,9 @@ class RevocationRegistry:
                 if at > self._revoked.get(sub, 0):
                     self._revoked[sub] = at
                     learnt.append((sub, at))
-                self._high_water = max(self._high_water, at)
+                # A row stamped in the future (a writer whose clock runs ahead) must not
+                # move the mark past now: later rows from correct clocks would be missed.
+                self._high_water = max(self._high_water, min(at, now))
         for sub, at in learnt:
             self._allow_recent(sub, at)
 

@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from authsvc import errors
+from authsvc.auth.schemas import TokenResult
+from authsvc.dependencies import AdminUser, InvitationServiceDep, SessionDep
+from authsvc.invitations import schemas
+from authsvc.problems import responses
+from authsvc.schemas import Email
+
+router = APIRouter(prefix="/v1/invitations", tags=["invitations"])
+
+_ADMIN = (errors.NotAuthenticatedError, errors.InvalidTokenError, errors.ForbiddenError)
+_UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=schemas.Invitation,
+    summary="Invite someone (emails a single-use link)",
+    responses=responses(*_ADMIN, errors.ConflictError, *_UPSTREAM),
+)
+def create_invitation(
+    body: schemas.InvitationCreate,
+    admin: AdminUser,
+    session: SessionDep,
+    invitations: InvitationServiceDep,
+) -> schemas.Invitation:
+    return invitations.create(session, admin, body)
+
+
+@router.get(
+    "",
+    response_model=schemas.InvitationPage,
+    summary="List invitations, newest first",
+    responses=responses(*_ADMIN),
+)
+def list_invitations(
+    _admin: AdminUser,
+    session: SessionDep,
+    invitations: InvitationServiceDep,
+    status_: Annotated[schemas.Status | None, Query(alias="status")] = None,
+    email: Annotated[Email | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> schemas.InvitationPage:
+    return invitations.list(session, status=status_, email=email, limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/{invitation_id}",
+    response_model=schemas.Invitation,
+    summary="One invitation",
+    responses=responses(*_ADMIN, errors.NotFoundError),
+)
+def get_invitation(
+    invitation_id: uuid.UUID,
+    _admin: AdminUser,
+    session: SessionDep,
+    invitations: InvitationServiceDep,
+) -> schemas.Invitation:
+    return invitations.get(session, invitation_id)
+
+
+@router.post(
+    "/{invitation_id}/resend",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=schemas.Invitation,
+    summary="Email a new link (the old one stops working); renews an expired invitation",
+    responses=responses(*_ADMIN, errors.NotFoundError, errors.ConflictError),
+)
+def resend_invitation(
+    invitation_id: uuid.UUID,
+    _admin: AdminUser,
+    session: SessionDep,
+    invitations: InvitationServiceDep,
+) -> schemas.Invitation:
+    return invitations.resend(session, invitation_id)
+
+
+@router.delete(
+    "/{invitation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Revoke an invitation",
+    responses=responses(*_ADMIN, errors.NotFoundError, errors.ConflictError),
+)
+def revoke_invitation(
+    invitation_id: uuid.UUID,
+    _admin: AdminUser,
+    session: SessionDep,
+    invitations: InvitationServiceDep,
+) -> Response:
+    invitations.revoke(session, invitation_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/lookup",
+    response_model=schemas.InvitationLookup,
+    summary="Who an invitation token is for (to fill the registration form)",
+    responses=responses(errors.InvalidInvitationError),
+)
+def lookup_invitation(
+    body: schemas.TokenRequest, session: SessionDep, invitations: InvitationServiceDep
+) -> schemas.InvitationLookup:
+    return invitations.lookup(session, body.token)
+
+
+@router.post(
+    "/accept",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TokenResult,
+    summary="Accept an invitation: create the account with the chosen password, sign in",
+    responses=responses(
+        errors.InvalidInvitationError, errors.InvalidPasswordError, errors.ConflictError, *_UPSTREAM
+    ),
+)
+def accept_invitation(body: schemas.AcceptRequest, invitations: InvitationServiceDep) -> Any:
+    return invitations.accept(body)

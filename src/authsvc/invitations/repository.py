@@ -1,0 +1,145 @@
+"""All queries on ``invitation``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from authsvc.invitations.models import ACCEPTED, EXPIRED, PENDING, REVOKED, Invitation
+
+
+class InvitationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, invitation: Invitation) -> None:
+        self.session.add(invitation)
+        self.session.flush()
+
+    def get(self, id: uuid.UUID) -> Invitation | None:
+        return self.session.get(Invitation, id)
+
+    def by_token_hash(self, token_hash: str) -> Invitation | None:
+        return self.session.scalars(
+            select(Invitation).where(Invitation.token_hash == token_hash)
+        ).first()
+
+    def pending_for(self, email: str) -> Invitation | None:
+        return self.session.scalars(
+            select(Invitation).where(Invitation.email == email, Invitation.status == PENDING)
+        ).first()
+
+    def list(
+        self,
+        *,
+        now: datetime,
+        status: str | None,
+        email: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[Invitation]:
+        query = select(Invitation)
+        if email is not None:
+            query = query.where(Invitation.email == email)
+        if status == PENDING:
+            query = query.where(Invitation.status == PENDING, Invitation.expires_at > now)
+        elif status == EXPIRED:
+            query = query.where(
+                or_(
+                    Invitation.status == EXPIRED,
+                    and_(Invitation.status == PENDING, Invitation.expires_at <= now),
+                )
+            )
+        elif status is not None:
+            query = query.where(Invitation.status == status)
+        if after is not None:
+            created_at, id = after
+            query = query.where(
+                or_(
+                    Invitation.created_at < created_at,
+                    and_(Invitation.created_at == created_at, Invitation.id < id),
+                )
+            )
+        query = query.order_by(Invitation.created_at.desc(), Invitation.id.desc()).limit(limit)
+        return list(self.session.scalars(query))
+
+    def claim(self, id: uuid.UUID, claim_id: uuid.UUID, now: datetime, until: datetime) -> bool:
+        """Take the acceptance lease: one caller wins, whatever the concurrency."""
+        result = self.session.execute(
+            update(Invitation)
+            .where(
+                Invitation.id == id,
+                Invitation.status == PENDING,
+                Invitation.expires_at > now,
+                or_(Invitation.claimed_until.is_(None), Invitation.claimed_until < now),
+            )
+            .values(claim_id=claim_id, claimed_until=until, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def _owned(self, id: uuid.UUID, owner: uuid.UUID, **values: Any) -> bool:
+        """Update the row only while ``owner`` holds its acceptance lease."""
+        result = self.session.execute(
+            update(Invitation)
+            .where(
+                Invitation.id == id, Invitation.claim_id == owner, Invitation.status == PENDING
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def record_user(self, id: uuid.UUID, claim_id: uuid.UUID, sub: str, now: datetime) -> bool:
+        return self._owned(id, claim_id, user_sub=sub, updated_at=now)
+
+    def mark_accepted(self, id: uuid.UUID, claim_id: uuid.UUID, sub: str, now: datetime) -> bool:
+        return self._owned(
+            id,
+            claim_id,
+            status=ACCEPTED,
+            user_sub=sub,
+            accepted_at=now,
+            updated_at=now,
+            claim_id=None,
+            claimed_until=None,
+        )
+
+    def release(self, id: uuid.UUID, claim_id: uuid.UUID, now: datetime) -> bool:
+        return self._owned(id, claim_id, claim_id=None, claimed_until=None, updated_at=now)
+
+    def stale_claims(self, now: datetime, limit: int = 100) -> list[Invitation]:
+        return list(
+            self.session.scalars(
+                select(Invitation)
+                .where(Invitation.status == PENDING, Invitation.claimed_until < now)
+                .limit(limit)
+            )
+        )
+
+    def orphaned_users(self, limit: int = 100) -> list[Invitation]:
+        """Revoked or expired invitations that still point at a half-created user."""
+        return list(
+            self.session.scalars(
+                select(Invitation)
+                .where(Invitation.status.in_((REVOKED, EXPIRED)), Invitation.user_sub.is_not(None))
+                .limit(limit)
+            )
+        )
+
+    def expire_pending(self, email: str, now: datetime) -> None:
+        self.session.execute(
+            update(Invitation)
+            .where(
+                Invitation.email == email,
+                Invitation.status == PENDING,
+                Invitation.expires_at <= now,
+                or_(Invitation.claimed_until.is_(None), Invitation.claimed_until < now),
+            )
+            .values(status=EXPIRED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )

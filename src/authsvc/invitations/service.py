@@ -1,0 +1,486 @@
+"""Invitations (DESIGN §4): the ledger, the emailed link, and the acceptance saga.
+
+Acceptance runs as a saga of short transactions, one per step, so that its progress
+survives a crash — the one place where a service commits itself instead of leaving it to
+the request's session:
+
+1. claim the row (a lease: ``claim_id``/``claimed_until``) — concurrent accepts get 409;
+2. create the Cognito user (``admin_create_user``, SUPPRESS, random temporary password),
+   or reuse the one an earlier attempt created; record its ``sub`` on the row;
+3. add the invitation's groups (before signing in, so the tokens carry them);
+4. sign in with the temporary password and answer ``NEW_PASSWORD_REQUIRED``;
+5. mark the row accepted and return the tokens.
+
+An error at any step releases the lease, so retrying the same token repairs everything;
+a crash leaves the lease to lapse, after which a retry or ``authsvc reconcile`` repairs.
+Invariants: one invitation → at most one Cognito user; ``accepted`` ⇒ the user exists; a
+token that was used always has a user.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from authsvc import errors
+from authsvc.auth.schemas import TokenResult
+from authsvc.auth.service import AuthService
+from authsvc.cognito.errors import AccountExistsError, UnknownUserError
+from authsvc.cognito.gateway import CognitoGateway, from_attribute_list
+from authsvc.cognito.pool import PoolInfoCache
+from authsvc.cognito.tokens import AccessClaims
+from authsvc.config import Settings
+from authsvc.db import Database
+from authsvc.email.outbox import Outbox
+from authsvc.invitations import schemas
+from authsvc.invitations.models import ACCEPTED, EXPIRED, PENDING, REVOKED, Invitation
+from authsvc.invitations.repository import InvitationRepository
+
+log = logging.getLogger("authsvc.invitations")
+
+SAGA_STEPS = (
+    "claimed",
+    "user_created",
+    "user_recorded",
+    "groups_added",
+    "signed_in",
+    "password_set",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite gives naive datetimes back; every stored time is UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def temporary_password() -> str:
+    # Random, never stored, logged or returned; meets any sane policy by construction.
+    return secrets.token_urlsafe(24) + "Aa1!"
+
+
+def status_of(invitation: Invitation, now: datetime) -> str:
+    if invitation.status == PENDING and aware(invitation.expires_at) <= now:
+        return EXPIRED
+    return invitation.status
+
+
+def to_schema(invitation: Invitation, now: datetime) -> schemas.Invitation:
+    return schemas.Invitation(
+        id=invitation.id,
+        email=invitation.email,
+        given_name=invitation.given_name,
+        family_name=invitation.family_name,
+        attributes=dict(invitation.attributes or {}),
+        groups=list(invitation.groups or []),
+        status=status_of(invitation, now),  # type: ignore[arg-type]
+        invited_by=invitation.invited_by,
+        created_at=aware(invitation.created_at),
+        expires_at=aware(invitation.expires_at),
+        accepted_at=aware(invitation.accepted_at) if invitation.accepted_at else None,
+        revoked_at=aware(invitation.revoked_at) if invitation.revoked_at else None,
+        user_sub=invitation.user_sub,
+    )
+
+
+def encode_cursor(invitation: Invitation) -> str:
+    raw = json.dumps([aware(invitation.created_at).isoformat(), str(invitation.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, id = json.loads(raw)
+        return aware(datetime.fromisoformat(created_at)), uuid.UUID(id)
+    except (binascii.Error, ValueError, TypeError):
+        raise errors.ValidationError("The cursor is not valid.") from None
+
+
+class InvitationService:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        gateway: CognitoGateway,
+        pool: PoolInfoCache,
+        outbox: Outbox,
+        auth: AuthService,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.gateway = gateway
+        self.pool = pool
+        self.outbox = outbox
+        self.auth = auth
+        self.ttl = timedelta(hours=settings.invitation_ttl_hours)
+        self.lease = timedelta(seconds=settings.invitation_claim_lease_seconds)
+        # Tests replace this to crash the saga between steps.
+        self.fault: Callable[[str], None] = lambda _step: None
+
+    # -- admin --------------------------------------------------------------------------
+
+    def create(
+        self, session: Session, actor: AccessClaims, body: schemas.InvitationCreate
+    ) -> schemas.Invitation:
+        self._check_profile(body.given_name, body.family_name, body.attributes)
+        self._check_groups(body.groups)
+        try:
+            self.gateway.admin_get_user(body.email)
+        except UnknownUserError:
+            pass
+        else:
+            raise errors.ConflictError("An account with this email already exists.")
+        now = utcnow()
+        repo = InvitationRepository(session)
+        repo.expire_pending(body.email, now)
+        if repo.pending_for(body.email) is not None:
+            raise errors.ConflictError("A pending invitation for this email already exists.")
+        token = new_token()
+        invitation = Invitation(
+            id=uuid.uuid4(),
+            email=body.email,
+            given_name=body.given_name,
+            family_name=body.family_name,
+            attributes=dict(body.attributes),
+            groups=list(dict.fromkeys(body.groups)),
+            status=PENDING,
+            token_hash=hash_token(token),
+            invited_by=actor.sub,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + self.ttl,
+        )
+        try:
+            with session.begin_nested():
+                repo.add(invitation)
+        except IntegrityError:
+            raise errors.ConflictError(
+                "A pending invitation for this email already exists."
+            ) from None
+        self._send(session, invitation, token)
+        return to_schema(invitation, now)
+
+    def list(
+        self,
+        session: Session,
+        *,
+        status: str | None,
+        email: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> schemas.InvitationPage:
+        now = utcnow()
+        after = decode_cursor(cursor) if cursor else None
+        rows = InvitationRepository(session).list(
+            now=now, status=status, email=email, after=after, limit=limit + 1
+        )
+        items = [to_schema(row, now) for row in rows[:limit]]
+        next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        return schemas.InvitationPage(items=items, next_cursor=next_cursor)
+
+    def get(self, session: Session, id: uuid.UUID) -> schemas.Invitation:
+        return to_schema(self._find(session, id), utcnow())
+
+    def resend(self, session: Session, id: uuid.UUID) -> schemas.Invitation:
+        invitation = self._find(session, id)
+        now = utcnow()
+        if invitation.status in (ACCEPTED, REVOKED):
+            raise errors.ConflictError(f"The invitation is {invitation.status}.")
+        if invitation.claimed_until is not None and aware(invitation.claimed_until) > now:
+            raise errors.ConflictError("The invitation is being accepted.")
+        token = new_token()
+        invitation.token_hash = hash_token(token)
+        invitation.status = PENDING
+        invitation.expires_at = now + self.ttl
+        invitation.updated_at = now
+        try:
+            with session.begin_nested():
+                session.flush()
+        except IntegrityError:
+            raise errors.ConflictError(
+                "Another pending invitation exists for this email."
+            ) from None
+        self._send(session, invitation, token)
+        return to_schema(invitation, now)
+
+    def revoke(self, session: Session, id: uuid.UUID) -> None:
+        invitation = self._find(session, id)
+        now = utcnow()
+        if invitation.status == REVOKED:
+            return
+        if invitation.status == ACCEPTED:
+            raise errors.ConflictError("The invitation was accepted: disable the user instead.")
+        if invitation.claimed_until is not None and aware(invitation.claimed_until) > now:
+            raise errors.ConflictError("The invitation is being accepted; retry shortly.")
+        invitation.status = REVOKED
+        invitation.revoked_at = now
+        invitation.updated_at = now
+        invitation.claim_id = None
+        invitation.claimed_until = None
+
+    # -- public -------------------------------------------------------------------------
+
+    def lookup(self, session: Session, token: str) -> schemas.InvitationLookup:
+        invitation = self._live(session, token, utcnow())
+        return schemas.InvitationLookup(
+            email=invitation.email,
+            given_name=invitation.given_name,
+            family_name=invitation.family_name,
+            expires_at=aware(invitation.expires_at),
+        )
+
+    def accept(self, body: schemas.AcceptRequest) -> TokenResult:
+        self.pool.get().policy.check(body.password)
+        now = utcnow()
+        claim_id = uuid.uuid4()
+        with self.db.sessions() as session, session.begin():
+            invitation = self._live(session, body.token, now)
+            family_name = body.family_name or invitation.family_name
+            if not family_name:
+                raise errors.ValidationError("family_name is required: the invitation has none.")
+            profile: dict[str, str | None] = {
+                "given_name": body.given_name or invitation.given_name,
+                "family_name": family_name,
+                **(invitation.attributes or {}),
+                **body.attributes,
+            }
+            attributes = self._check_profile_values(profile)
+            if not InvitationRepository(session).claim(
+                invitation.id, claim_id, now, now + self.lease
+            ):
+                raise errors.ConflictError("The invitation is being accepted; retry shortly.")
+            snapshot = _Snapshot(
+                invitation.id, invitation.email, list(invitation.groups or []), invitation.user_sub
+            )
+        try:
+            return self._run_saga(snapshot, claim_id, attributes, body.password)
+        except BaseException:
+            self._release(snapshot.id, claim_id)
+            raise
+
+    def _run_saga(
+        self, inv: _Snapshot, claim_id: uuid.UUID, attributes: dict[str, str], password: str
+    ) -> TokenResult:
+        self.fault("claimed")
+        temp = temporary_password()
+        username, sub = self._ensure_user(inv, temp, attributes)
+        self.fault("user_created")
+        with self.db.sessions() as session, session.begin():
+            if not InvitationRepository(session).record_user(inv.id, claim_id, sub, utcnow()):
+                raise errors.ConflictError("The invitation is being accepted; retry shortly.")
+        self.fault("user_recorded")
+        for group in inv.groups:
+            self.gateway.admin_add_user_to_group(username, group)
+        self.fault("groups_added")
+        started = self.auth.revocations.started()
+        response = self.gateway.sign_in(inv.email, temp)
+        self.fault("signed_in")
+        if response.get("ChallengeName") == "NEW_PASSWORD_REQUIRED":
+            response = self.gateway.respond_to_challenge(
+                "NEW_PASSWORD_REQUIRED", response["Session"], inv.email, {"NEW_PASSWORD": password}
+            )
+        else:  # no challenge (unexpected): set the password directly, sign in with it
+            self.gateway.admin_set_user_password(username, password, permanent=True)
+            response = self.gateway.sign_in(inv.email, password)
+        self.fault("password_set")
+        with self.db.sessions() as session, session.begin():
+            repo = InvitationRepository(session)
+            if not repo.mark_accepted(inv.id, claim_id, sub, utcnow()):
+                row = repo.get(inv.id)
+                if row is None or row.status != ACCEPTED or row.user_sub != sub:
+                    raise errors.ConflictError(
+                        "The invitation changed while it was being accepted."
+                    )
+        log.info("invitation accepted", extra={"invitation_id": str(inv.id)})
+        result = self.auth.tokens_from(response, started)
+        if not isinstance(result, TokenResult):
+            raise errors.UpstreamError()
+        return result
+
+    def _ensure_user(
+        self, inv: _Snapshot, temp: str, attributes: dict[str, str]
+    ) -> tuple[str, str]:
+        cognito_attributes = {"email_verified": "true", **attributes}
+        try:
+            user = self.gateway.admin_create_user(inv.email, temp, cognito_attributes)
+            values = from_attribute_list(user.get("Attributes", []))
+            username = user["Username"]
+            sub = values.get("sub")
+            if not sub:
+                sub = _sub_of(self.gateway.admin_get_user(username))
+            return username, sub
+        except AccountExistsError:
+            pass
+        existing = self.gateway.admin_get_user(inv.email)
+        sub = _sub_of(existing)
+        ours = inv.user_sub == sub or (
+            inv.user_sub is None and existing.get("UserStatus") == "FORCE_CHANGE_PASSWORD"
+        )
+        if not ours:
+            raise errors.ConflictError("An account with this email already exists.")
+        # An earlier attempt made this user: start it over with a new temporary password.
+        username = existing["Username"]
+        self.gateway.admin_update_user_attributes(username, cognito_attributes)
+        self.gateway.admin_set_user_password(username, temp, permanent=False)
+        return username, sub
+
+    # -- repair -------------------------------------------------------------------------
+
+    def reconcile(self) -> dict[str, int]:
+        """Repair rows whose acceptance crashed (their lease lapsed), and half-made users of
+        invitations that were revoked or expired. Safe to run anywhere, any time."""
+        counts = {"accepted": 0, "released": 0, "users_deleted": 0}
+        now = utcnow()
+        with self.db.sessions() as session:
+            stale = [
+                (r.id, r.claim_id, r.email, r.user_sub, list(r.groups or []))
+                for r in InvitationRepository(session).stale_claims(now)
+            ]
+            orphans = [
+                (r.id, r.email, r.user_sub) for r in InvitationRepository(session).orphaned_users()
+            ]
+        for id, claim_id, email, user_sub, groups in stale:
+            assert claim_id is not None
+            existing = self._user_or_none(email)
+            sub = _sub_of(existing) if existing else None
+            ours = existing is not None and (
+                user_sub == sub
+                or (user_sub is None and existing.get("UserStatus") == "FORCE_CHANGE_PASSWORD")
+            )
+            with self.db.sessions() as session, session.begin():
+                repo = InvitationRepository(session)
+                if (
+                    ours
+                    and existing is not None
+                    and sub
+                    and existing.get("UserStatus") == "CONFIRMED"
+                ):
+                    for group in groups:
+                        self.gateway.admin_add_user_to_group(existing["Username"], group)
+                    if repo.mark_accepted(id, claim_id, sub, utcnow()):
+                        counts["accepted"] += 1
+                    continue
+                if ours and sub and user_sub is None:
+                    repo.record_user(id, claim_id, sub, utcnow())
+                if repo.release(id, claim_id, utcnow()):
+                    counts["released"] += 1
+        for id, email, user_sub in orphans:
+            existing = self._user_or_none(email)
+            if (
+                existing
+                and _sub_of(existing) == user_sub
+                and existing.get("UserStatus") == "FORCE_CHANGE_PASSWORD"
+            ):
+                self.gateway.admin_delete_user(existing["Username"])
+                counts["users_deleted"] += 1
+            with self.db.sessions() as session, session.begin():
+                row = InvitationRepository(session).get(id)
+                if row is not None and row.status in (REVOKED, EXPIRED):
+                    row.user_sub = None
+        if any(counts.values()):
+            log.info("reconciled invitations", extra=counts)
+        return counts
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _find(self, session: Session, id: uuid.UUID) -> Invitation:
+        invitation = InvitationRepository(session).get(id)
+        if invitation is None:
+            raise errors.NotFoundError("No invitation with this id.")
+        return invitation
+
+    def _live(self, session: Session, token: str, now: datetime) -> Invitation:
+        invitation = InvitationRepository(session).by_token_hash(hash_token(token))
+        if invitation is None or status_of(invitation, now) != PENDING:
+            raise errors.InvalidInvitationError()
+        return invitation
+
+    def _release(self, id: uuid.UUID, claim_id: uuid.UUID) -> None:
+        try:
+            with self.db.sessions() as session, session.begin():
+                InvitationRepository(session).release(id, claim_id, utcnow())
+        except Exception:  # noqa: BLE001 - the lease lapses by itself
+            log.warning("could not release invitation claim; it lapses after the lease")
+
+    def _user_or_none(self, email: str) -> dict[str, Any] | None:
+        try:
+            return self.gateway.admin_get_user(email)
+        except UnknownUserError:
+            return None
+
+    def _check_groups(self, groups: list[str]) -> None:
+        for group in groups:
+            try:
+                self.gateway.get_group(group)
+            except errors.NotFoundError:
+                raise errors.ValidationError(f"Unknown group: {group}.") from None
+
+    def _check_profile(
+        self, given_name: str | None, family_name: str | None, attributes: dict[str, str]
+    ) -> None:
+        self._check_profile_values(
+            {"given_name": given_name, "family_name": family_name, **attributes}
+        )
+
+    def _check_profile_values(self, values: dict[str, str | None]) -> dict[str, str]:
+        present = {k: v for k, v in values.items() if v is not None}
+        for name in present:
+            if name in {"email", "email_verified", "sub"}:
+                raise errors.ValidationError(f"{name} cannot be set on an invitation.")
+        return self.pool.get().writable_attributes(present)
+
+    def _send(self, session: Session, invitation: Invitation, token: str) -> None:
+        link = f"{self.settings.public_app_url}/accept-invitation#token={token}"
+        expires = aware(invitation.expires_at).strftime("%Y-%m-%d %H:%M UTC")
+        greeting = f"Hello {invitation.given_name}," if invitation.given_name else "Hello,"
+        text = (
+            f"{greeting}\n\nYou have been invited to create an account.\n"
+            f"Open this link to choose your password:\n\n{link}\n\n"
+            f"The link works once and expires on {expires}.\n"
+        )
+        self.outbox.enqueue(
+            session,
+            kind="invitation",
+            to=invitation.email,
+            subject="You're invited",
+            text=text,
+            link=link,
+        )
+
+
+class _Snapshot:
+    __slots__ = ("email", "groups", "id", "user_sub")
+
+    def __init__(self, id: uuid.UUID, email: str, groups: list[str], user_sub: str | None) -> None:
+        self.id = id
+        self.email = email
+        self.groups = groups
+        self.user_sub = user_sub
+
+
+def _sub_of(user: dict[str, Any]) -> str:
+    values = from_attribute_list(user.get("UserAttributes", user.get("Attributes", [])))
+    return values.get("sub") or str(user["Username"])

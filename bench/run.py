@@ -145,6 +145,7 @@ def main() -> int:
             "AUTHSVC_COGNITO_ENDPOINT_URL": endpoint,
             "AUTHSVC_DATABASE_URL": db_url,
             "AUTHSVC_LOG_LEVEL": "WARNING",
+            "AUTHSVC_SECRET_KEY": "bench-only-secret-key-0123456789",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
         }

@@ -61,7 +61,10 @@ class TestTemplate:
         assert environment["AUTHSVC_COGNITO_REGION"] == {"Ref": "AWS::Region"}
         assert environment["AUTHSVC_COGNITO_USER_POOL_ID"] == {"Ref": "UserPool"}
         assert environment["AUTHSVC_COGNITO_CLIENT_ID"] == {"Ref": "UserPoolClient"}
-        assert [s["Name"] for s in container["Secrets"]] == ["AUTHSVC_DATABASE_URL"]
+        assert {s["Name"] for s in container["Secrets"]} == {
+            "AUTHSVC_DATABASE_URL",
+            "AUTHSVC_SECRET_KEY",
+        }
         assert resources["TargetGroup"]["Properties"]["HealthCheckPath"] == "/healthz"
         assert resources["Service"]["Condition"] == "DeployService"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -76,11 +77,20 @@ def _dev(args: argparse.Namespace) -> int:
     )
     server = uvicorn.Server(config)
     print(runner.banner(env, args.host, args.port, started), flush=True)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: without
+    # these, Ctrl-C ends in a KeyboardInterrupt traceback and SIGTERM skips the clean-up.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         server.run()
+    except KeyboardInterrupt:
+        pass
     finally:
         env.emulator.stop()
     return 0
+
+
+def _exit_quietly(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -38,7 +38,9 @@ def get_session(state: StateDep) -> Iterator[Session]:
     yield from state.db.session()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the commit runs before the response is sent, so a failed commit is
+# answered with an error instead of a success for data that was never stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 _bearer = HTTPBearer(auto_error=False, description="A Cognito access token.")
 

@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from authsvc import errors
@@ -136,6 +137,14 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_database_down(request: Request, exc: Exception) -> JSONResponse:
+    # Connection refused, lost or pool exhausted: the database, not the request, failed.
+    log.warning("database unavailable: %s", type(exc).__name__)
+    return render_error(
+        request, errors.UpstreamUnavailableError("The database is unavailable; retry later.")
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return render_error(request, errors.InternalError())
@@ -145,6 +154,9 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.AuthSvcError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(sa_exc.OperationalError, _on_database_down)
+    app.add_exception_handler(sa_exc.InterfaceError, _on_database_down)
+    app.add_exception_handler(sa_exc.TimeoutError, _on_database_down)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

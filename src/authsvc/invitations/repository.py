@@ -20,8 +20,10 @@ class InvitationRepository:
         self.session.add(invitation)
         self.session.flush()
 
-    def get(self, id: uuid.UUID) -> Invitation | None:
-        return self.session.get(Invitation, id)
+    def get(self, id: uuid.UUID, *, for_update: bool = False) -> Invitation | None:
+        # for_update: hold the row until commit, so a claim cannot slip in between a
+        # read-check-write (revoke, resend) and its commit.
+        return self.session.get(Invitation, id, with_for_update=for_update or None)
 
     def by_token_hash(self, token_hash: str) -> Invitation | None:
         return self.session.scalars(
@@ -67,16 +69,30 @@ class InvitationRepository:
         query = query.order_by(Invitation.created_at.desc(), Invitation.id.desc()).limit(limit)
         return list(self.session.scalars(query))
 
-    def claim(self, id: uuid.UUID, claim_id: uuid.UUID, now: datetime, until: datetime) -> bool:
-        """Take the acceptance lease: one caller wins, whatever the concurrency."""
+    def claim(
+        self,
+        id: uuid.UUID,
+        claim_id: uuid.UUID,
+        now: datetime,
+        until: datetime,
+        *,
+        token_hash: str | None = None,
+    ) -> bool:
+        """Take the acceptance lease: one caller wins, whatever the concurrency.
+
+        ``token_hash``: only while the row still has this token (a resend that committed
+        since the token was looked up has killed it)."""
+        conditions = [
+            Invitation.id == id,
+            Invitation.status == PENDING,
+            Invitation.expires_at > now,
+            or_(Invitation.claimed_until.is_(None), Invitation.claimed_until < now),
+        ]
+        if token_hash is not None:
+            conditions.append(Invitation.token_hash == token_hash)
         result = self.session.execute(
             update(Invitation)
-            .where(
-                Invitation.id == id,
-                Invitation.status == PENDING,
-                Invitation.expires_at > now,
-                or_(Invitation.claimed_until.is_(None), Invitation.claimed_until < now),
-            )
+            .where(*conditions)
             .values(claim_id=claim_id, claimed_until=until, updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -86,9 +102,7 @@ class InvitationRepository:
         """Update the row only while ``owner`` holds its acceptance lease."""
         result = self.session.execute(
             update(Invitation)
-            .where(
-                Invitation.id == id, Invitation.claim_id == owner, Invitation.status == PENDING
-            )
+            .where(Invitation.id == id, Invitation.claim_id == owner, Invitation.status == PENDING)
             .values(**values)
             .execution_options(synchronize_session=False)
         )

@@ -205,7 +205,7 @@ class InvitationService:
         return to_schema(self._find(session, id), utcnow())
 
     def resend(self, session: Session, id: uuid.UUID) -> schemas.Invitation:
-        invitation = self._find(session, id)
+        invitation = self._find(session, id, lock=True)
         now = utcnow()
         if invitation.status in (ACCEPTED, REVOKED):
             raise errors.ConflictError(f"The invitation is {invitation.status}.")
@@ -227,7 +227,7 @@ class InvitationService:
         return to_schema(invitation, now)
 
     def revoke(self, session: Session, id: uuid.UUID) -> None:
-        invitation = self._find(session, id)
+        invitation = self._find(session, id, lock=True)
         now = utcnow()
         if invitation.status == REVOKED:
             return
@@ -269,7 +269,7 @@ class InvitationService:
             }
             attributes = self._check_profile_values(profile)
             if not InvitationRepository(session).claim(
-                invitation.id, claim_id, now, now + self.lease
+                invitation.id, claim_id, now, now + self.lease, token_hash=hash_token(body.token)
             ):
                 raise errors.ConflictError("The invitation is being accepted; retry shortly.")
             snapshot = _Snapshot(
@@ -406,8 +406,8 @@ class InvitationService:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def _find(self, session: Session, id: uuid.UUID) -> Invitation:
-        invitation = InvitationRepository(session).get(id)
+    def _find(self, session: Session, id: uuid.UUID, *, lock: bool = False) -> Invitation:
+        invitation = InvitationRepository(session).get(id, for_update=lock)
         if invitation is None:
             raise errors.NotFoundError("No invitation with this id.")
         return invitation

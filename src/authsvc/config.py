@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     # NoDecode: the environment gives a comma-separated list, not JSON (the validator splits).
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     admin_group: str = "admin"
+    # Proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated).
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    audit_enabled: bool = True
     email_backend: Literal["console", "smtp", "ses"] = "console"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
@@ -67,6 +70,25 @@ class Settings(BaseSettings):
 
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR block") from None
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

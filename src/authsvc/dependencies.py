@@ -11,7 +11,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from authsvc import errors
+from authsvc.audit.service import AuditLog, RequestContext
 from authsvc.auth.service import AuthService
+from authsvc.clientip import client_ip
 from authsvc.cognito.tokens import AccessClaims
 from authsvc.config import Settings
 from authsvc.invitations.service import InvitationService
@@ -91,3 +93,25 @@ def get_invitation_service(state: StateDep) -> InvitationService:
 
 
 InvitationServiceDep = Annotated[InvitationService, Depends(get_invitation_service)]
+
+
+def get_request_context(request: Request, state: StateDep) -> RequestContext:
+    return RequestContext(
+        ip=client_ip(
+            request.client.host if request.client else None,
+            request.headers.get("x-forwarded-for"),
+            state.trusted_proxies,
+        ),
+        user_agent=request.headers.get("user-agent"),
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+def get_audit(state: StateDep) -> AuditLog:
+    return state.audit
+
+
+AuditDep = Annotated[AuditLog, Depends(get_audit)]

@@ -10,8 +10,13 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from authsvc import problems
+from authsvc.admin.endpoints import router as admin_router
+from authsvc.admin.service import AdminService
+from authsvc.audit.endpoints import router as audit_router
+from authsvc.audit.service import AuditLog
 from authsvc.auth.endpoints import router as auth_router
 from authsvc.auth.service import AuthService
+from authsvc.clientip import parse_networks
 from authsvc.cognito.gateway import CognitoGateway
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import TokenVerifier
@@ -82,6 +87,9 @@ def build_state(
         profile=ProfileService(gateway, pool),
         invitations=InvitationService(settings, db, gateway, pool, outbox_queue, auth),
         outbox_worker=worker,
+        admin=AdminService(gateway, pool, revocations),
+        audit=AuditLog(db, enabled=settings.audit_enabled),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
         outbox=outbox if settings.dev_mode else None,
     )
 
@@ -100,6 +108,7 @@ def create_app(
         state.verifier.jwks.prefetch()
         state.revocations.start()
         state.outbox_worker.start()
+        state.audit.start()
         reconciler = Periodic(
             "invitation-reconciler",
             state.invitations.reconcile,
@@ -111,6 +120,7 @@ def create_app(
         finally:
             reconciler.stop()
             state.outbox_worker.stop()
+            state.audit.stop()
             state.revocations.stop()
             state.db.dispose()
 
@@ -125,6 +135,8 @@ def create_app(
     app.include_router(auth_router)
     app.include_router(profile_router)
     app.include_router(invitations_router)
+    app.include_router(admin_router)
+    app.include_router(audit_router)
     app.include_router(health_router)
     if settings.dev_mode:
         from authsvc.dev.endpoints import router as dev_router

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from authsvc.admin.service import AdminService
+from authsvc.audit.service import AuditLog
 from authsvc.auth.service import AuthService
+from authsvc.clientip import Network
 from authsvc.cognito.gateway import CognitoGateway
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import TokenVerifier
@@ -28,5 +31,8 @@ class AppState:
     auth: AuthService
     profile: ProfileService
     invitations: InvitationService
+    admin: AdminService
+    audit: AuditLog
+    trusted_proxies: tuple[Network, ...]
     outbox_worker: OutboxWorker
     outbox: DevOutbox | None = None

@@ -312,3 +312,52 @@ class CognitoGateway:
             Username=username,
             UserAttributes=to_attribute_list(attributes),
         )
+
+    def list_users(self, *, filter_: str | None, limit: int, token: str | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"UserPoolId": self.pool_id, "Limit": limit}
+        if filter_:
+            kwargs["Filter"] = filter_
+        if token:
+            kwargs["PaginationToken"] = token
+        return self._call("list_users", "list_users", **kwargs)
+
+    def admin_list_groups_for_user(self, username: str) -> list[str]:
+        groups: list[str] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"UserPoolId": self.pool_id, "Username": username, "Limit": 60}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call("admin_list_groups_for_user", "admin_list_groups_for_user", **kwargs)
+            groups.extend(g["GroupName"] for g in page.get("Groups", []))
+            token = page.get("NextToken")
+            if not token:
+                return groups
+
+    def admin_remove_user_from_group(self, username: str, group: str) -> None:
+        self._call(
+            "admin_remove_user_from_group",
+            "admin_remove_user_from_group",
+            UserPoolId=self.pool_id,
+            Username=username,
+            GroupName=group,
+        )
+
+    def admin_disable_user(self, username: str) -> None:
+        self._call(
+            "admin_disable_user", "admin_disable_user", UserPoolId=self.pool_id, Username=username
+        )
+
+    def admin_enable_user(self, username: str) -> None:
+        self._call(
+            "admin_enable_user", "admin_enable_user", UserPoolId=self.pool_id, Username=username
+        )
+
+    def admin_disable_totp(self, username: str) -> None:
+        self._call(
+            "admin_set_user_mfa_preference",
+            "admin_set_user_mfa_preference",
+            UserPoolId=self.pool_id,
+            Username=username,
+            SoftwareTokenMfaSettings={"Enabled": False, "PreferredMfa": False},
+        )

@@ -14,7 +14,7 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: help install install-test run serve test lint bench openapi clean
+.PHONY: help install install-test run serve test lint fmt bench openapi clean
 
 help:
 	@echo "make run     start authsvc dev (embedded Cognito emulator, SQLite, dev outbox) on http://$(HOST):$(PORT)/docs"
@@ -46,6 +46,10 @@ lint: install-test
 	$(BIN)/ruff format --check src tests migrations bench
 	$(BIN)/cfn-lint infra/template.yaml
 	$(BIN)/hadolint Dockerfile
+
+fmt: install-test
+	$(BIN)/ruff check --fix --quiet src tests migrations bench || true
+	$(BIN)/ruff format --quiet src tests migrations bench
 
 test: lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

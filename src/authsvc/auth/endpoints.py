@@ -18,8 +18,9 @@ from authsvc.auth.schemas import (
     SignUpRequest,
     TokenResult,
 )
+from authsvc.auth.service import token_subject
 from authsvc.cognito.errors import PasswordResetRequiredError
-from authsvc.dependencies import AuthServiceDep, CurrentUser
+from authsvc.dependencies import AuditDep, AuthServiceDep, CurrentUser, RequestContextDep
 from authsvc.problems import responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -38,14 +39,17 @@ _TOKEN_HEADERS: dict[str, Any] = {
     description="Always 202 with the same body, whether or not the email is registered.",
     responses=responses(errors.InvalidPasswordError, *_UPSTREAM),
 )
-def sign_up(body: SignUpRequest, auth: AuthServiceDep) -> DeliveryResponse:
-    return auth.sign_up(
-        body.email,
-        body.password,
-        given_name=body.given_name,
-        family_name=body.family_name,
-        attributes=body.attributes,
-    )
+def sign_up(
+    body: SignUpRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+) -> DeliveryResponse:
+    with audit.track("sign_up", ctx, target=body.email):
+        return auth.sign_up(
+            body.email,
+            body.password,
+            given_name=body.given_name,
+            family_name=body.family_name,
+            attributes=body.attributes,
+        )
 
 
 @router.post(
@@ -54,8 +58,11 @@ def sign_up(body: SignUpRequest, auth: AuthServiceDep) -> DeliveryResponse:
     summary="Confirm a sign-up with the emailed code",
     responses=responses(errors.InvalidCodeError, errors.ExpiredCodeError, *_UPSTREAM),
 )
-def confirm_sign_up(body: ConfirmSignUpRequest, auth: AuthServiceDep) -> Response:
-    auth.confirm_sign_up(body.email, body.code)
+def confirm_sign_up(
+    body: ConfirmSignUpRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+) -> Response:
+    with audit.track("sign_up_confirmed", ctx, target=body.email):
+        auth.confirm_sign_up(body.email, body.code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -67,8 +74,11 @@ def confirm_sign_up(body: ConfirmSignUpRequest, auth: AuthServiceDep) -> Respons
     description="Always 202 with the same body, whether or not the email is registered.",
     responses=responses(*_UPSTREAM),
 )
-def resend_code(body: EmailRequest, auth: AuthServiceDep) -> DeliveryResponse:
-    return auth.resend_code(body.email)
+def resend_code(
+    body: EmailRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+) -> DeliveryResponse:
+    with audit.track("sign_up_code_resent", ctx, target=body.email):
+        return auth.resend_code(body.email)
 
 
 @router.post(
@@ -86,8 +96,16 @@ def resend_code(body: EmailRequest, auth: AuthServiceDep) -> DeliveryResponse:
         ),
     },
 )
-def sign_in(body: SignInRequest, auth: AuthServiceDep) -> Any:
-    return auth.sign_in(body.email, body.password)
+def sign_in(
+    body: SignInRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+) -> Any:
+    with audit.track("sign_in", ctx, target=body.email, failure_action="sign_in_failed") as ev:
+        result = auth.sign_in(body.email, body.password)
+        if isinstance(result, TokenResult):
+            ev.actor = token_subject(result.access_token)
+        else:
+            ev.detail["challenge"] = result.challenge
+        return result
 
 
 @router.post(
@@ -104,8 +122,17 @@ def sign_in(body: SignInRequest, auth: AuthServiceDep) -> Any:
         ),
     },
 )
-def challenge(body: ChallengeRequest, auth: AuthServiceDep) -> Any:
-    return auth.answer_challenge(body)
+def challenge(
+    body: ChallengeRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+) -> Any:
+    with audit.track(
+        "challenge_answered", ctx, target=body.email, failure_action="challenge_failed"
+    ) as ev:
+        ev.detail["challenge"] = body.challenge
+        result = auth.answer_challenge(body)
+        if isinstance(result, TokenResult):
+            ev.actor = token_subject(result.access_token)
+        return result
 
 
 @router.post(
@@ -125,8 +152,11 @@ def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenResult:
     description="Revokes the refresh tokens at Cognito and every access token issued so far.",
     responses=responses(errors.NotAuthenticatedError, errors.InvalidTokenError, *_UPSTREAM),
 )
-def sign_out(claims: CurrentUser, auth: AuthServiceDep) -> Response:
-    auth.sign_out(claims)
+def sign_out(
+    claims: CurrentUser, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+) -> Response:
+    with audit.track("signed_out", ctx, actor=claims.sub, target=claims.username):
+        auth.sign_out(claims)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -138,8 +168,11 @@ def sign_out(claims: CurrentUser, auth: AuthServiceDep) -> Response:
     description="Always 202 with the same body, whether or not the email is registered.",
     responses=responses(*_UPSTREAM),
 )
-def forgot_password(body: EmailRequest, auth: AuthServiceDep) -> DeliveryResponse:
-    return auth.forgot_password(body.email)
+def forgot_password(
+    body: EmailRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+) -> DeliveryResponse:
+    with audit.track("password_reset_requested", ctx, target=body.email):
+        return auth.forgot_password(body.email)
 
 
 @router.post(
@@ -151,8 +184,11 @@ def forgot_password(body: EmailRequest, auth: AuthServiceDep) -> DeliveryRespons
         errors.InvalidCodeError, errors.ExpiredCodeError, errors.InvalidPasswordError, *_UPSTREAM
     ),
 )
-def reset_password(body: ResetPasswordRequest, auth: AuthServiceDep) -> Response:
-    auth.reset_password(body.email, body.code, body.new_password)
+def reset_password(
+    body: ResetPasswordRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+) -> Response:
+    with audit.track("password_reset", ctx, target=body.email):
+        auth.reset_password(body.email, body.code, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

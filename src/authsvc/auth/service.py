@@ -208,6 +208,11 @@ class AuthService:
         return username, upstream
 
 
+def token_subject(access_token: str) -> str:
+    """The ``sub`` of a token Cognito just issued (already trusted: not re-verified)."""
+    return _claim(access_token, "sub")
+
+
 def _claim(token: str, name: str) -> str:
     payload = token.split(".")[1]
     data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))

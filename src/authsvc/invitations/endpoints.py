@@ -7,7 +7,14 @@ from fastapi import APIRouter, Query, Response, status
 
 from authsvc import errors
 from authsvc.auth.schemas import TokenResult
-from authsvc.dependencies import AdminUser, InvitationServiceDep, SessionDep
+from authsvc.auth.service import token_subject
+from authsvc.dependencies import (
+    AdminUser,
+    AuditDep,
+    InvitationServiceDep,
+    RequestContextDep,
+    SessionDep,
+)
 from authsvc.invitations import schemas
 from authsvc.problems import responses
 from authsvc.schemas import Email
@@ -30,8 +37,14 @@ def create_invitation(
     admin: AdminUser,
     session: SessionDep,
     invitations: InvitationServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
 ) -> schemas.Invitation:
-    return invitations.create(session, admin, body)
+    with audit.track("invitation_created", ctx, actor=admin.sub, target=body.email) as ev:
+        ev.detail["groups"] = list(body.groups)
+        invitation = invitations.create(session, admin, body)
+        ev.detail["invitation_id"] = str(invitation.id)
+        return invitation
 
 
 @router.get(
@@ -76,11 +89,17 @@ def get_invitation(
 )
 def resend_invitation(
     invitation_id: uuid.UUID,
-    _admin: AdminUser,
+    admin: AdminUser,
     session: SessionDep,
     invitations: InvitationServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
 ) -> schemas.Invitation:
-    return invitations.resend(session, invitation_id)
+    with audit.track("invitation_resent", ctx, actor=admin.sub) as ev:
+        ev.detail["invitation_id"] = str(invitation_id)
+        invitation = invitations.resend(session, invitation_id)
+        ev.target = invitation.email
+        return invitation
 
 
 @router.delete(
@@ -91,11 +110,15 @@ def resend_invitation(
 )
 def revoke_invitation(
     invitation_id: uuid.UUID,
-    _admin: AdminUser,
+    admin: AdminUser,
     session: SessionDep,
     invitations: InvitationServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
 ) -> Response:
-    invitations.revoke(session, invitation_id)
+    with audit.track("invitation_revoked", ctx, actor=admin.sub) as ev:
+        ev.detail["invitation_id"] = str(invitation_id)
+        invitations.revoke(session, invitation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -120,5 +143,13 @@ def lookup_invitation(
         errors.InvalidInvitationError, errors.InvalidPasswordError, errors.ConflictError, *_UPSTREAM
     ),
 )
-def accept_invitation(body: schemas.AcceptRequest, invitations: InvitationServiceDep) -> Any:
-    return invitations.accept(body)
+def accept_invitation(
+    body: schemas.AcceptRequest,
+    invitations: InvitationServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+) -> Any:
+    with audit.track("invitation_accepted", ctx) as ev:
+        result = invitations.accept(body)
+        ev.actor = ev.target = token_subject(result.access_token)
+        return result

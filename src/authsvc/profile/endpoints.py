@@ -3,7 +3,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from authsvc import errors
-from authsvc.dependencies import AuthServiceDep, CurrentUser, ProfileServiceDep
+from authsvc.dependencies import (
+    AuditDep,
+    AuthServiceDep,
+    CurrentUser,
+    ProfileServiceDep,
+    RequestContextDep,
+)
 from authsvc.problems import responses
 from authsvc.profile.schemas import ChangePasswordRequest, Profile, ProfileUpdate
 
@@ -30,8 +36,19 @@ def get_me(claims: CurrentUser, profiles: ProfileServiceDep) -> Profile:
     description="Only attributes the pool marks mutable and the app client may write.",
     responses=responses(*_AUTH, *_UPSTREAM),
 )
-def update_me(body: ProfileUpdate, claims: CurrentUser, profiles: ProfileServiceDep) -> Profile:
-    return profiles.update(claims, body)
+def update_me(
+    body: ProfileUpdate,
+    claims: CurrentUser,
+    profiles: ProfileServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+) -> Profile:
+    with audit.track("profile_updated", ctx, actor=claims.sub, target=claims.username) as ev:
+        ev.detail["fields"] = sorted(
+            [f for f in ("given_name", "family_name") if f in body.model_fields_set]
+            + [f"attributes.{name}" for name in body.attributes]
+        )
+        return profiles.update(claims, body)
 
 
 @router.post(
@@ -44,7 +61,12 @@ def update_me(body: ProfileUpdate, claims: CurrentUser, profiles: ProfileService
     ),
 )
 def change_password(
-    body: ChangePasswordRequest, claims: CurrentUser, auth: AuthServiceDep
+    body: ChangePasswordRequest,
+    claims: CurrentUser,
+    auth: AuthServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
 ) -> Response:
-    auth.change_password(claims, body.current_password, body.new_password)
+    with audit.track("password_changed", ctx, actor=claims.sub, target=claims.username):
+        auth.change_password(claims, body.current_password, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

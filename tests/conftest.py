@@ -134,6 +134,9 @@ def make_settings(cognito: Emulator, database_url: str, **overrides: Any) -> Set
         "database_url": database_url,
         "dev_mode": True,
         "public_app_url": "http://app.example.test",
+        # Every TestClient request comes from one address: per-IP limits would trip the
+        # suite. tests/security builds apps with the limits on.
+        "rate_limits_enabled": False,
     }
     values.update(overrides)
     return Settings(**values)

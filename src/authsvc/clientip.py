@@ -21,7 +21,7 @@ def _address(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
         return None
 
 
-def _trusted(value: str, networks: tuple[Network, ...]) -> bool:
+def is_trusted(value: str, networks: tuple[Network, ...]) -> bool:
     address = _address(value)
     return address is not None and any(address in net for net in networks)
 
@@ -29,13 +29,13 @@ def _trusted(value: str, networks: tuple[Network, ...]) -> bool:
 def client_ip(
     peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]
 ) -> str | None:
-    if peer is None or not trusted or not forwarded_for or not _trusted(peer, trusted):
+    if peer is None or not trusted or not forwarded_for or not is_trusted(peer, trusted):
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
     # Walk back from the nearest hop; the first one that is not our proxy is the client.
     for hop in reversed(hops):
         if _address(hop) is None:
             return peer  # a garbled chain: believe only the socket
-        if not _trusted(hop, trusted):
+        if not is_trusted(hop, trusted):
             return str(_address(hop))
     return str(_address(hops[0])) if hops else peer

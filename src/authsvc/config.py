@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     invitation_claim_lease_seconds: int = Field(default=300, ge=5, le=3600)
     reconcile_interval_seconds: float = Field(default=60.0, gt=0)
 
+    # Rate limits ("N/period", several separated by ";"; see the README's Security section)
+    rate_limits_enabled: bool = True
+    rate_limit_sign_in_ip: str = "60/minute"
+    rate_limit_sign_in_failures: str = "10/15 minutes;100/hour"
+    rate_limit_email_ip: str = "30/5 minutes"
+    rate_limit_email_identifier: str = "5/15 minutes"
+    rate_limit_verify_ip: str = "30/5 minutes"
+    rate_limit_code_failures: str = "5/hour"
+    rate_limit_refresh_ip: str = "150/5 minutes"
+    rate_limit_invitation_ip: str = "30/5 minutes"
+
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
 
@@ -88,6 +99,29 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or CIDR block") from None
+        return value
+
+    @field_validator(
+        "rate_limit_sign_in_ip",
+        "rate_limit_sign_in_failures",
+        "rate_limit_email_ip",
+        "rate_limit_email_identifier",
+        "rate_limit_verify_ip",
+        "rate_limit_code_failures",
+        "rate_limit_refresh_ip",
+        "rate_limit_invitation_ip",
+    )
+    @classmethod
+    def _valid_limits(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            if not parse_many(value):
+                raise ValueError
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a rate limit like '10/15 minutes;100/hour'"
+            ) from None
         return value
 
     @field_validator("cors_origins", mode="before")

@@ -18,6 +18,7 @@ from authsvc.cognito.tokens import AccessClaims
 from authsvc.config import Settings
 from authsvc.invitations.service import InvitationService
 from authsvc.profile.service import ProfileService
+from authsvc.security.ratelimit import RateLimits
 from authsvc.state import AppState
 
 
@@ -115,3 +116,10 @@ def get_audit(state: StateDep) -> AuditLog:
 
 
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
+
+
+def get_limits(state: StateDep) -> RateLimits:
+    return state.limits
+
+
+LimitsDep = Annotated[RateLimits, Depends(get_limits)]

@@ -33,6 +33,7 @@ from authsvc.middleware import AuthSvcMiddleware
 from authsvc.profile.endpoints import router as profile_router
 from authsvc.profile.service import ProfileService
 from authsvc.revocation.service import RevocationRegistry
+from authsvc.security.ratelimit import RateLimits
 from authsvc.state import AppState
 
 DESCRIPTION = """\
@@ -90,6 +91,7 @@ def build_state(
         admin=AdminService(gateway, pool, revocations),
         audit=AuditLog(db, enabled=settings.audit_enabled),
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        limits=RateLimits(settings),
         outbox=outbox if settings.dev_mode else None,
     )
 
@@ -161,6 +163,7 @@ def create_app(
         AuthSvcMiddleware,
         max_body_bytes=settings.max_body_bytes,
         hsts=not settings.dev_mode,
+        trusted_proxies=state.trusted_proxies,
     )
     return app
 

@@ -16,6 +16,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authsvc.clientip import Network, is_trusted
+
 log = logging.getLogger("authsvc.access")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -48,10 +50,18 @@ def _problem(
 
 
 class AuthSvcMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, hsts: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        hsts: bool = False,
+        trusted_proxies: tuple[Network, ...] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.hsts = hsts
+        self.trusted_proxies = trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,7 +74,7 @@ class AuthSvcMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
         no_store = path.startswith("/v1/") or path.startswith("/dev/")
-        https = scope.get("scheme") == "https"
+        https = scope.get("scheme") == "https" or self._forwarded_https(scope, headers)
         status_holder = [500]
 
         async def send_wrapper(message: Message) -> None:
@@ -109,6 +119,15 @@ class AuthSvcMiddleware:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
+
+    def _forwarded_https(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
+        """TLS ended at a proxy we trust, which says so in X-Forwarded-Proto."""
+        proto = headers.get(b"x-forwarded-proto")
+        client = scope.get("client")
+        if not proto or not client or not self.trusted_proxies:
+            return False
+        trusted = is_trusted(str(client[0]), self.trusted_proxies)
+        return trusted and proto.split(b",")[0].strip().lower() == b"https"
 
     async def _check_body(
         self, scope: Scope, headers: dict[bytes, bytes], receive: Receive, request_id: str

@@ -18,6 +18,7 @@ from authsvc.email.outbox import OutboxWorker
 from authsvc.invitations.service import InvitationService
 from authsvc.profile.service import ProfileService
 from authsvc.revocation.service import RevocationRegistry
+from authsvc.security.ratelimit import RateLimits
 
 
 @dataclass
@@ -34,5 +35,6 @@ class AppState:
     admin: AdminService
     audit: AuditLog
     trusted_proxies: tuple[Network, ...]
+    limits: RateLimits
     outbox_worker: OutboxWorker
     outbox: DevOutbox | None = None

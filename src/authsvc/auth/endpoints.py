@@ -20,12 +20,19 @@ from authsvc.auth.schemas import (
 )
 from authsvc.auth.service import token_subject
 from authsvc.cognito.errors import PasswordResetRequiredError
-from authsvc.dependencies import AuditDep, AuthServiceDep, CurrentUser, RequestContextDep
+from authsvc.dependencies import (
+    AuditDep,
+    AuthServiceDep,
+    CurrentUser,
+    LimitsDep,
+    RequestContextDep,
+)
 from authsvc.problems import responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 _UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError, errors.RateLimitedError)
+_CODE_FAILURES = (errors.InvalidCodeError, errors.ExpiredCodeError)
 _TOKEN_HEADERS: dict[str, Any] = {
     "Cache-Control": {"description": "no-store", "schema": {"type": "string"}}
 }
@@ -40,9 +47,15 @@ _TOKEN_HEADERS: dict[str, Any] = {
     responses=responses(errors.InvalidPasswordError, *_UPSTREAM),
 )
 def sign_up(
-    body: SignUpRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+    body: SignUpRequest,
+    auth: AuthServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
 ) -> DeliveryResponse:
     with audit.track("sign_up", ctx, target=body.email):
+        limits.hit("email_ip", ctx.ip)
+        limits.hit("email_identifier", body.email)
         return auth.sign_up(
             body.email,
             body.password,
@@ -59,10 +72,16 @@ def sign_up(
     responses=responses(errors.InvalidCodeError, errors.ExpiredCodeError, *_UPSTREAM),
 )
 def confirm_sign_up(
-    body: ConfirmSignUpRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+    body: ConfirmSignUpRequest,
+    auth: AuthServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
 ) -> Response:
     with audit.track("sign_up_confirmed", ctx, target=body.email):
-        auth.confirm_sign_up(body.email, body.code)
+        limits.hit("verify_ip", ctx.ip)
+        with limits.failures("code_failures", f"confirm:{body.email}", *_CODE_FAILURES):
+            auth.confirm_sign_up(body.email, body.code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -75,10 +94,18 @@ def confirm_sign_up(
     responses=responses(*_UPSTREAM),
 )
 def resend_code(
-    body: EmailRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+    body: EmailRequest,
+    auth: AuthServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
 ) -> DeliveryResponse:
     with audit.track("sign_up_code_resent", ctx, target=body.email):
-        return auth.resend_code(body.email)
+        limits.hit("email_ip", ctx.ip)
+        limits.hit("email_identifier", body.email)
+        delivery = auth.resend_code(body.email)
+        limits.reset("code_failures", f"confirm:{body.email}")  # a new code, new tries
+        return delivery
 
 
 @router.post(
@@ -97,10 +124,16 @@ def resend_code(
     },
 )
 def sign_in(
-    body: SignInRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+    body: SignInRequest,
+    auth: AuthServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
 ) -> Any:
     with audit.track("sign_in", ctx, target=body.email, failure_action="sign_in_failed") as ev:
-        result = auth.sign_in(body.email, body.password)
+        limits.hit("sign_in_ip", ctx.ip)
+        with limits.failures("sign_in_failures", body.email, errors.InvalidCredentialsError):
+            result = auth.sign_in(body.email, body.password)
         if isinstance(result, TokenResult):
             ev.actor = token_subject(result.access_token)
         else:
@@ -123,13 +156,19 @@ def sign_in(
     },
 )
 def challenge(
-    body: ChallengeRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+    body: ChallengeRequest,
+    auth: AuthServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
 ) -> Any:
     with audit.track(
         "challenge_answered", ctx, target=body.email, failure_action="challenge_failed"
     ) as ev:
         ev.detail["challenge"] = body.challenge
-        result = auth.answer_challenge(body)
+        limits.hit("verify_ip", ctx.ip)
+        with limits.failures("code_failures", f"mfa:{body.email}", *_CODE_FAILURES):
+            result = auth.answer_challenge(body)
         if isinstance(result, TokenResult):
             ev.actor = token_subject(result.access_token)
         return result
@@ -141,7 +180,10 @@ def challenge(
     summary="New access and ID tokens from a refresh token",
     responses={200: {"headers": _TOKEN_HEADERS}, **responses(errors.InvalidTokenError, *_UPSTREAM)},
 )
-def refresh(body: RefreshRequest, auth: AuthServiceDep) -> TokenResult:
+def refresh(
+    body: RefreshRequest, auth: AuthServiceDep, ctx: RequestContextDep, limits: LimitsDep
+) -> TokenResult:
+    limits.hit("refresh_ip", ctx.ip)
     return auth.refresh(body.refresh_token)
 
 
@@ -169,10 +211,18 @@ def sign_out(
     responses=responses(*_UPSTREAM),
 )
 def forgot_password(
-    body: EmailRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+    body: EmailRequest,
+    auth: AuthServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
 ) -> DeliveryResponse:
     with audit.track("password_reset_requested", ctx, target=body.email):
-        return auth.forgot_password(body.email)
+        limits.hit("email_ip", ctx.ip)
+        limits.hit("email_identifier", body.email)
+        delivery = auth.forgot_password(body.email)
+        limits.reset("code_failures", f"reset:{body.email}")  # a new code, new tries
+        return delivery
 
 
 @router.post(
@@ -185,10 +235,16 @@ def forgot_password(
     ),
 )
 def reset_password(
-    body: ResetPasswordRequest, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+    body: ResetPasswordRequest,
+    auth: AuthServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
 ) -> Response:
     with audit.track("password_reset", ctx, target=body.email):
-        auth.reset_password(body.email, body.code, body.new_password)
+        limits.hit("verify_ip", ctx.ip)
+        with limits.failures("code_failures", f"reset:{body.email}", *_CODE_FAILURES):
+            auth.reset_password(body.email, body.code, body.new_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

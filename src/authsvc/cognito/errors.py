@@ -68,6 +68,11 @@ TABLE: dict[tuple[str | None, str], Factory] = {
     ("confirm_forgot_password", "NotAuthorizedException"): errors.InvalidCodeError,
     # change password: wrong current password is not a sign-out
     ("change_password", "NotAuthorizedException"): errors.InvalidCurrentPasswordError,
+    # a pagination token the pool refuses came from the client's cursor (moto: InvalidToken)
+    ("list_users", "InvalidToken"): lambda: errors.ValidationError("The cursor is not valid."),
+    ("list_users", "InvalidParameterException"): lambda: errors.ValidationError(
+        "The cursor or filter is not valid."
+    ),
     # defaults
     (None, "UserNotFoundException"): UnknownUserError,
     (None, "UsernameExistsException"): AccountExistsError,

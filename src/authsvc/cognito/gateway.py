@@ -90,7 +90,7 @@ class CognitoGateway:
             raise errors.UpstreamUnavailableError(
                 "The identity provider is unreachable; retry later."
             ) from None
-        log.debug(
+        log.info(
             "cognito call",
             extra={
                 "operation": operation,

@@ -12,6 +12,7 @@ from authsvc.dependencies import (
     AdminUser,
     AuditDep,
     InvitationServiceDep,
+    LimitsDep,
     RequestContextDep,
     SessionDep,
 )
@@ -23,6 +24,7 @@ router = APIRouter(prefix="/v1/invitations", tags=["invitations"])
 
 _ADMIN = (errors.NotAuthenticatedError, errors.InvalidTokenError, errors.ForbiddenError)
 _UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError)
+_LIMITED = (errors.RateLimitedError,)
 
 
 @router.post(
@@ -126,11 +128,16 @@ def revoke_invitation(
     "/lookup",
     response_model=schemas.InvitationLookup,
     summary="Who an invitation token is for (to fill the registration form)",
-    responses=responses(errors.InvalidInvitationError),
+    responses=responses(errors.InvalidInvitationError, *_LIMITED),
 )
 def lookup_invitation(
-    body: schemas.TokenRequest, session: SessionDep, invitations: InvitationServiceDep
+    body: schemas.TokenRequest,
+    session: SessionDep,
+    invitations: InvitationServiceDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
 ) -> schemas.InvitationLookup:
+    limits.hit("invitation_ip", ctx.ip)
     return invitations.lookup(session, body.token)
 
 
@@ -140,7 +147,11 @@ def lookup_invitation(
     response_model=TokenResult,
     summary="Accept an invitation: create the account with the chosen password, sign in",
     responses=responses(
-        errors.InvalidInvitationError, errors.InvalidPasswordError, errors.ConflictError, *_UPSTREAM
+        errors.InvalidInvitationError,
+        errors.InvalidPasswordError,
+        errors.ConflictError,
+        *_UPSTREAM,
+        *_LIMITED,
     ),
 )
 def accept_invitation(
@@ -148,8 +159,10 @@ def accept_invitation(
     invitations: InvitationServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
+    limits: LimitsDep,
 ) -> Any:
     with audit.track("invitation_accepted", ctx) as ev:
+        limits.hit("invitation_ip", ctx.ip)
         result = invitations.accept(body)
         ev.actor = ev.target = token_subject(result.access_token)
         return result

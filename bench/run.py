@@ -6,6 +6,7 @@ sequential requests over keep-alive connections:
 - GET /v1/auth/session  vs  GET /healthz           (local verification should cost ~nothing)
 - POST /v1/auth/sign-in vs  boto3 initiate_auth     (authsvc should add ~nothing to Cognito)
 - GET /v1/me            vs  boto3 get_user
+- POST /v1/auth/sign-in with the audit log on  vs  the same with it off (a second server)
 
 Usage: python bench/run.py [--requests N] [--json out.json]
 """
@@ -110,6 +111,7 @@ def main() -> int:
         stderr=subprocess.DEVNULL,
     )
     app: subprocess.Popen[bytes] | None = None
+    quiet: subprocess.Popen[bytes] | None = None
     try:
         endpoint = f"http://127.0.0.1:{moto_port}"
         wait_http(f"{endpoint}/moto-api/")
@@ -146,6 +148,9 @@ def main() -> int:
             "AUTHSVC_DATABASE_URL": db_url,
             "AUTHSVC_LOG_LEVEL": "WARNING",
             "AUTHSVC_SECRET_KEY": "bench-only-secret-key-0123456789",
+            # Limits stay on (their cost is part of each request) but cannot trip here.
+            "AUTHSVC_RATE_LIMIT_SIGN_IN_IP": "1000000/minute",
+            "AUTHSVC_RATE_LIMIT_REFRESH_IP": "1000000/minute",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
         }
@@ -155,11 +160,22 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        quiet_port = free_port()
+        quiet = subprocess.Popen(
+            [str(bin_dir / "authsvc"), "serve", "--port", str(quiet_port), "--workers", "1"],
+            env={**app_env, "AUTHSVC_AUDIT_ENABLED": "false"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{app_port}"
         wait_http(f"{base}/healthz")
+        wait_http(f"http://127.0.0.1:{quiet_port}/healthz")
 
         results: dict[str, dict[str, float]] = {}
-        with httpx.Client(base_url=base, timeout=10.0) as http:
+        with (
+            httpx.Client(base_url=base, timeout=10.0) as http,
+            httpx.Client(base_url=f"http://127.0.0.1:{quiet_port}", timeout=10.0) as no_audit,
+        ):
             body = {"email": email, "password": PASSWORD}
             tokens = http.post("/v1/auth/sign-in", json=body).json()
             bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
@@ -177,6 +193,11 @@ def main() -> int:
                         AuthFlow="USER_PASSWORD_AUTH",
                         AuthParameters={"USERNAME": email, "PASSWORD": PASSWORD},
                     ),
+                    lambda: http.post("/v1/auth/sign-in", json=body),
+                    n // 2,
+                ),
+                ("sign_in_audit_off", "sign_in_audit_on"): (
+                    lambda: no_audit.post("/v1/auth/sign-in", json=body),
                     lambda: http.post("/v1/auth/sign-in", json=body),
                     n // 2,
                 ),
@@ -209,7 +230,7 @@ def main() -> int:
         if args.json:
             args.json.write_text(json.dumps({"results": results, "ratios": ratios}, indent=2))
     finally:
-        for proc in (app, moto):
+        for proc in (app, quiet, moto):
             if proc is not None:
                 proc.terminate()
                 try:

@@ -1,4 +1,8 @@
-"""Annotated dependency aliases. App-wide objects live on ``app.state`` (built in the lifespan)."""
+"""Annotated dependency aliases. App-wide objects live on ``app.state`` (built in the lifespan).
+
+The accessors are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the
+thread pool, and a thread hop per accessor per request is most of what authsvc would add to
+a Cognito call. Only ``get_session`` (blocking database I/O) stays synchronous."""
 
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ from authsvc.security.ratelimit import RateLimits
 from authsvc.state import AppState
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.authsvc
     return state
 
@@ -30,7 +34,7 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
@@ -75,28 +79,28 @@ async def admin_claims(claims: CurrentUser, settings: SettingsDep) -> AccessClai
 AdminUser = Annotated[AccessClaims, Depends(admin_claims)]
 
 
-def get_auth_service(state: StateDep) -> AuthService:
+async def get_auth_service(state: StateDep) -> AuthService:
     return state.auth
 
 
 AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
 
 
-def get_profile_service(state: StateDep) -> ProfileService:
+async def get_profile_service(state: StateDep) -> ProfileService:
     return state.profile
 
 
 ProfileServiceDep = Annotated[ProfileService, Depends(get_profile_service)]
 
 
-def get_invitation_service(state: StateDep) -> InvitationService:
+async def get_invitation_service(state: StateDep) -> InvitationService:
     return state.invitations
 
 
 InvitationServiceDep = Annotated[InvitationService, Depends(get_invitation_service)]
 
 
-def get_request_context(request: Request, state: StateDep) -> RequestContext:
+async def get_request_context(request: Request, state: StateDep) -> RequestContext:
     return RequestContext(
         ip=client_ip(
             request.client.host if request.client else None,
@@ -111,14 +115,14 @@ def get_request_context(request: Request, state: StateDep) -> RequestContext:
 RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
 
 
-def get_audit(state: StateDep) -> AuditLog:
+async def get_audit(state: StateDep) -> AuditLog:
     return state.audit
 
 
 AuditDep = Annotated[AuditLog, Depends(get_audit)]
 
 
-def get_limits(state: StateDep) -> RateLimits:
+async def get_limits(state: StateDep) -> RateLimits:
     return state.limits
 
 

@@ -16,7 +16,7 @@ _ADMIN = (errors.NotAuthenticatedError, errors.InvalidTokenError, errors.Forbidd
 _UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError)
 
 
-def get_admin_service(state: StateDep) -> AdminService:
+async def get_admin_service(state: StateDep) -> AdminService:
     return state.admin
 
 

@@ -80,6 +80,9 @@ EXPECTED: dict[tuple[str | None, str], tuple[type[errors.AuthSvcError], int, str
         400,
         "invalid_current_password",
     ),
+    # a cursor whose pagination token Cognito refuses is the client's mistake
+    ("list_users", "InvalidToken"): (errors.ValidationError, 422, "validation_error"),
+    ("list_users", "InvalidParameterException"): (errors.ValidationError, 422, "validation_error"),
     (None, "UserNotFoundException"): (cognito_errors.UnknownUserError, 404, "not_found"),
     (None, "UsernameExistsException"): (cognito_errors.AccountExistsError, 409, "conflict"),
     (None, "AliasExistsException"): (cognito_errors.AccountExistsError, 409, "conflict"),

@@ -14,12 +14,13 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: help install install-test run serve test lint fmt bench openapi clean
+.PHONY: help install install-test run serve test lint fmt bench openapi clean browser
 
 help:
 	@echo "make run     start authsvc dev (embedded Cognito emulator, SQLite, dev outbox) on http://$(HOST):$(PORT)/docs"
 	@echo "make test    install what the tests need and run the whole suite (lint, template, Dockerfile, pytest)"
 	@echo "make bench   run the benchmarks in bench/ (ratios against a baseline in the same run)"
+	@echo "make browser install Debian's chromium and chromium-driver for the browser test (as root)"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "authsvc needs Python 3.11 or newer on PATH (or make PYTHON=...)"; exit 1; }
@@ -53,6 +54,26 @@ fmt: install-test
 
 test: lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# tests/spa/test_browser.py drives headless Chromium through Selenium, with the browser and
+# driver from Debian (Selenium Manager never downloads one). Without them that test skips on
+# a laptop and fails under CI=true; .ci/run installs them the same way.
+CHROMIUM := /usr/bin/chromium
+CHROMEDRIVER := /usr/bin/chromedriver
+BROWSER_PACKAGES := chromium chromium-driver
+
+browser:
+	@if [ -x $(CHROMIUM) ] && [ -x $(CHROMEDRIVER) ]; then \
+		echo "$(CHROMIUM) and $(CHROMEDRIVER) are installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y $(BROWSER_PACKAGES) \
+			|| { apt-get update && apt-get install -y $(BROWSER_PACKAGES); }; \
+	else \
+		echo "The browser test needs $(CHROMIUM) and $(CHROMEDRIVER). Install them as root:"; \
+		echo "  sudo make browser    (or: sudo apt-get install -y $(BROWSER_PACKAGES))"; \
+		exit 1; \
+	fi
 
 bench: install-test
 	$(BIN)/python bench/run.py

@@ -48,7 +48,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_config=logs.uvicorn_log_config(),
         proxy_headers=False,
         server_header=False,
-        timeout_graceful_shutdown=30,
+        access_log=False,  # authsvc logs each request itself, by route template
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
     )
     return 0
 
@@ -73,7 +74,11 @@ def _dev(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_config=logs.uvicorn_log_config(),
+        # As in `serve`: X-Forwarded-For is believed only from AUTHSVC_TRUSTED_PROXIES
+        # (uvicorn's own default would believe any client on 127.0.0.1).
+        proxy_headers=False,
         server_header=False,
+        access_log=False,
     )
     server = uvicorn.Server(config)
     print(runner.banner(env, args.host, args.port, started), flush=True)

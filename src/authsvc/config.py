@@ -23,6 +23,13 @@ class Settings(BaseSettings):
     cognito_connect_timeout: float = Field(default=2.0, gt=0)
     cognito_read_timeout: float = Field(default=5.0, gt=0)
     cognito_max_attempts: int = Field(default=3, ge=1, le=10)
+    # Outbound budget per Cognito quota category, requests per second (0: no budget).
+    cognito_budget_user_authentication: int = Field(default=120, ge=0)
+    cognito_budget_user_creation: int = Field(default=50, ge=0)
+    cognito_budget_user_account_recovery: int = Field(default=30, ge=0)
+    cognito_budget_user_read: int = Field(default=120, ge=0)
+    cognito_budget_user_update: int = Field(default=25, ge=0)
+    cognito_budget_user_list: int = Field(default=30, ge=0)
 
     # Token verification
     jwt_leeway_seconds: int = Field(default=0, ge=0, le=300)
@@ -31,6 +38,13 @@ class Settings(BaseSettings):
 
     # Storage
     database_url: str = "sqlite:///.authsvc/authsvc.db"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_pool_timeout: float = Field(
+        default=5.0, gt=0, description="seconds to wait for a connection"
+    )
+    db_connect_timeout: int = Field(default=3, ge=1, le=60)
+    db_pool_pre_ping: bool = True
     redis_url: str | None = None
 
     # Application
@@ -41,10 +55,14 @@ class Settings(BaseSettings):
     # Proxies whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated).
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     audit_enabled: bool = True
+    totp_issuer: str = Field(default="authsvc", min_length=1, max_length=64)
+    refresh_cookie_max_age_days: int = Field(default=30, ge=1, le=3650)
     email_backend: Literal["console", "smtp", "ses"] = "console"
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     log_level: str = "INFO"
     workers: int = Field(default=1, ge=1, le=64)
+    # On SIGTERM: stop accepting, let requests in flight finish for at most this long.
+    shutdown_timeout_seconds: int = Field(default=30, ge=1, le=600)
 
     # Secrets: encrypts outbox payloads (they carry invitation tokens). `authsvc dev`
     # generates one under its data directory.
@@ -165,6 +183,11 @@ class Settings(BaseSettings):
         return self
 
     @cached_property
+    def allowed_origins(self) -> frozenset[str]:
+        """Origins that may use CORS with credentials and the refresh cookie."""
+        return frozenset(origin.rstrip("/") for origin in self.cors_origins)
+
+    @cached_property
     def issuer(self) -> str:
         return (
             f"https://cognito-idp.{self.cognito_region}.amazonaws.com/{self.cognito_user_pool_id}"
@@ -178,6 +201,17 @@ class Settings(BaseSettings):
             base = self.cognito_endpoint_url.rstrip("/")
             return f"{base}/{self.cognito_user_pool_id}/.well-known/jwks.json"
         return f"{self.issuer}/.well-known/jwks.json"
+
+    @property
+    def cognito_budget(self) -> dict[str, int]:
+        return {
+            "UserAuthentication": self.cognito_budget_user_authentication,
+            "UserCreation": self.cognito_budget_user_creation,
+            "UserAccountRecovery": self.cognito_budget_user_account_recovery,
+            "UserRead": self.cognito_budget_user_read,
+            "UserUpdate": self.cognito_budget_user_update,
+            "UserList": self.cognito_budget_user_list,
+        }
 
     @property
     def client_secret(self) -> str | None:

@@ -36,6 +36,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        # One file, one process: the pool settings are for a database server.
+        for key in (
+            "pool_size",
+            "max_overflow",
+            "pool_timeout",
+            "pool_pre_ping",
+            "connect_timeout",
+        ):
+            kwargs.pop(key, None)
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
@@ -55,6 +64,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     kwargs.setdefault("pool_timeout", 5)
+    # An unreachable server must fail a request quickly, not hang it.
+    connect_timeout = kwargs.pop("connect_timeout", 3)
+    if parsed.get_backend_name() == "postgresql":
+        kwargs.setdefault("connect_args", {"connect_timeout": connect_timeout})
     return create_engine(url, **kwargs)
 
 

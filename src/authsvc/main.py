@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -17,6 +18,7 @@ from authsvc.audit.service import AuditLog
 from authsvc.auth.endpoints import router as auth_router
 from authsvc.auth.service import AuthService
 from authsvc.clientip import parse_networks
+from authsvc.cognito.budget import CognitoBudget
 from authsvc.cognito.gateway import CognitoGateway
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import TokenVerifier
@@ -29,6 +31,8 @@ from authsvc.email.outbox import Outbox, OutboxWorker, Periodic
 from authsvc.health.endpoints import router as health_router
 from authsvc.invitations.endpoints import router as invitations_router
 from authsvc.invitations.service import InvitationService
+from authsvc.mfa.endpoints import router as mfa_router
+from authsvc.mfa.service import MfaService
 from authsvc.middleware import AuthSvcMiddleware
 from authsvc.profile.endpoints import router as profile_router
 from authsvc.profile.service import ProfileService
@@ -58,7 +62,15 @@ def build_state(
             gateway = DevCognitoGateway(settings, outbox)
         else:
             gateway = CognitoGateway(settings)
-    db = Database(settings.database_url)
+    gateway.budget = CognitoBudget(settings.cognito_budget, settings.redis_url)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        connect_timeout=settings.db_connect_timeout,
+    )
     revocations = RevocationRegistry(db)
     pool = PoolInfoCache(gateway)
     verifier = TokenVerifier(settings, is_revoked=revocations.is_revoked)
@@ -92,6 +104,7 @@ def build_state(
         audit=AuditLog(db, enabled=settings.audit_enabled),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         limits=RateLimits(settings),
+        mfa=MfaService(gateway, settings.totp_issuer),
         outbox=outbox if settings.dev_mode else None,
     )
 
@@ -134,16 +147,26 @@ def create_app(
     )
     app.state.authsvc = state
     problems.install(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems.complete_document(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(auth_router)
     app.include_router(profile_router)
+    app.include_router(mfa_router)
     app.include_router(invitations_router)
     app.include_router(admin_router)
     app.include_router(audit_router)
     app.include_router(health_router)
     if settings.dev_mode:
+        from authsvc.dev.endpoints import mount_spa
         from authsvc.dev.endpoints import router as dev_router
 
         app.include_router(dev_router)
+        mount_spa(app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -14,8 +14,10 @@ import time
 import uuid
 from typing import Any
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from authsvc import metrics
 from authsvc.clientip import Network, is_trusted
 
 log = logging.getLogger("authsvc.access")
@@ -47,6 +49,24 @@ def _problem(
         (b"content-length", str(len(body)).encode()),
     ]
     return body, headers
+
+
+def _route_template(scope: Scope) -> str:
+    """The route's path template, never the raw path (it may carry anything a client sent).
+
+    Requests refused here before routing (413, 415, 400) are matched against the app's
+    routes for the log line; a path no route matches is ``unmatched``.
+    """
+    route = scope.get("route")
+    if route is None:
+        router = getattr(scope.get("app"), "router", None)
+        route = next(
+            (r for r in getattr(router, "routes", ()) if r.matches(scope)[0] is not Match.NONE),
+            None,
+        )
+    # path_format: `/v1/invitations/{invitation_id}`, without the `:uuid` convertor.
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    return str(template) if template else "unmatched"
 
 
 class AuthSvcMiddleware:
@@ -105,18 +125,19 @@ class AuthSvcMiddleware:
                 receive = rejection
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or (
-                "unmatched" if status_holder[0] == 404 else path
-            )
+            template = _route_template(scope)
+            elapsed = time.perf_counter() - started
+            status = status_holder[0]
+            metrics.inc("authsvc_requests_total", route=template, status=str(status))
+            metrics.inc("authsvc_request_duration_seconds_sum", elapsed, route=template)
             log.info(
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope["method"],
                     "route": template,
-                    "status": status_holder[0],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
                 },
             )
 

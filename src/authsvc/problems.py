@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from authsvc import errors
 
@@ -123,17 +124,49 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     )
 
 
+# FastAPI's answer to a JSON body it cannot even decode (not UTF-8, nested too deep):
+# DESIGN §2 makes any body that is not valid JSON a validation_error like the others.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (FastAPI has one route per method)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
+        return problem_response(
+            request,
+            status=422,
+            code="validation_error",
+            title="Validation failed",
+            detail="The request is not valid; see errors.",
+            extra={
+                "errors": [
+                    {"loc": ["body"], "msg": "The body is not valid JSON.", "type": "json_invalid"}
+                ]
+            },
+        )
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first route that matched the path: list them all.
+        headers["Allow"] = ", ".join(allowed_methods(request))
     return problem_response(
         request,
         status=exc.status_code,
         code=code,
         title=title,
         detail=detail,
-        headers=dict(exc.headers or {}),
+        headers=headers,
     )
 
 
@@ -177,3 +210,53 @@ def responses(*kinds: type[errors.AuthSvcError]) -> dict[int | str, dict[str, An
             },
         }
     return out
+
+
+# What the HTTP layer answers before a route runs (middleware.py): any request that may
+# carry a body can be refused for it, whatever the route.
+_BODY_METHODS = ("post", "put", "patch", "delete")
+_TRANSPORT_PROBLEMS = (
+    (400, "bad_request"),
+    (413, "payload_too_large"),
+    (415, "unsupported_media_type"),
+)
+
+
+def _problem_entry(status: int, codes: list[str]) -> dict[str, Any]:
+    model = ValidationProblem if status == 422 else Problem
+    return {
+        "description": "Problem: `" + ", ".join(sorted(set(codes))) + "`",
+        "content": {
+            PROBLEM_MEDIA_TYPE: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+        },
+    }
+
+
+def _documented_codes(entry: dict[str, Any]) -> list[str]:
+    if PROBLEM_MEDIA_TYPE not in entry.get("content", {}):
+        return []
+    description = str(entry.get("description", ""))
+    _, _, rest = description.partition("`")
+    return [code.strip() for code in rest.partition("`")[0].split(",") if code.strip()]
+
+
+def complete_document(document: dict[str, Any]) -> dict[str, Any]:
+    """Add what every route can answer but no route declares (idempotent).
+
+    - 400/413/415 problems on every method that can carry a body (the middleware's checks);
+    - FastAPI's default 422 (``HTTPValidationError``, application/json) replaced by the
+      problem document it really is.
+    """
+    for path_item in document.get("paths", {}).values():
+        for method, operation in path_item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            answers: dict[str, Any] = operation["responses"]
+            if "422" in answers and PROBLEM_MEDIA_TYPE not in answers["422"].get("content", {}):
+                answers["422"] = _problem_entry(422, ["validation_error"])
+            if method in _BODY_METHODS:
+                for status, code in _TRANSPORT_PROBLEMS:
+                    codes = _documented_codes(answers.get(str(status), {}))
+                    answers[str(status)] = _problem_entry(status, [*codes, code])
+            operation["responses"] = dict(sorted(answers.items()))
+    return document

@@ -16,6 +16,7 @@ from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
 from authsvc.email.outbox import OutboxWorker
 from authsvc.invitations.service import InvitationService
+from authsvc.mfa.service import MfaService
 from authsvc.profile.service import ProfileService
 from authsvc.revocation.service import RevocationRegistry
 from authsvc.security.ratelimit import RateLimits
@@ -36,5 +37,6 @@ class AppState:
     audit: AuditLog
     trusted_proxies: tuple[Network, ...]
     limits: RateLimits
+    mfa: MfaService
     outbox_worker: OutboxWorker
     outbox: DevOutbox | None = None

@@ -105,7 +105,11 @@ EXPECTED: dict[tuple[str | None, str], tuple[type[errors.AuthSvcError], int, str
     (None, "InvalidParameterException"): (errors.ValidationError, 422, "validation_error"),
     (None, "GroupExistsException"): (errors.ConflictError, 409, "conflict"),
     (None, "ResourceNotFoundException"): (errors.NotFoundError, 404, "not_found"),
-    (None, "LimitExceededException"): (errors.RateLimitedError, 429, "rate_limited"),
+    (None, "LimitExceededException"): (
+        errors.UpstreamUnavailableError,
+        503,
+        "upstream_unavailable",
+    ),
     (None, "TooManyFailedAttemptsException"): (errors.RateLimitedError, 429, "rate_limited"),
     (None, "CodeDeliveryFailureException"): (
         errors.UpstreamUnavailableError,

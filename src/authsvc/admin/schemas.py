@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StrictBool, StringConstraints
 
 from authsvc.profile.schemas import Profile
 from authsvc.schemas import AttributeName, AttributeValue, Name, Password, RequestModel
@@ -48,12 +48,13 @@ class AdminUserPage(BaseModel):
 class AdminUserUpdate(RequestModel):
     given_name: Name | None = None
     family_name: Name | None = None
-    email_verified: bool | None = None
+    # Strict: JSON `0` or `"yes"` is not a boolean (pydantic would coerce them).
+    email_verified: StrictBool | None = None
     attributes: dict[AttributeName, AttributeValue | None] = Field(default_factory=dict)
 
 
 class SetPasswordRequest(RequestModel):
     password: Password
-    permanent: bool = Field(
+    permanent: StrictBool = Field(
         description="false: a temporary password the user must change at next sign-in"
     )

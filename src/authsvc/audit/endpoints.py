@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from authsvc.audit import schemas
 from authsvc.audit.repository import AuditRepository
 from authsvc.dependencies import AdminUser, AuditDep, SessionDep
 from authsvc.problems import responses
+from authsvc.schemas import Timestamp
 
 router = APIRouter(prefix="/v1/admin/audit-events", tags=["admin"])
 
@@ -31,8 +31,8 @@ def list_audit_events(
     actor: Annotated[str | None, Query(max_length=254)] = None,
     target: Annotated[str | None, Query(max_length=254)] = None,
     action: ActionName | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> schemas.AuditEventPage:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Body, Request, Response, status
 
 from authsvc import errors
+from authsvc.auth import transport
 from authsvc.auth.schemas import (
     ChallengeRequest,
     ConfirmSignUpRequest,
@@ -26,6 +27,7 @@ from authsvc.dependencies import (
     CurrentUser,
     LimitsDep,
     RequestContextDep,
+    SettingsDep,
 )
 from authsvc.problems import responses
 
@@ -125,10 +127,13 @@ def resend_code(
 )
 def sign_in(
     body: SignInRequest,
+    request: Request,
+    response: Response,
     auth: AuthServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
     limits: LimitsDep,
+    settings: SettingsDep,
 ) -> Any:
     with audit.track("sign_in", ctx, target=body.email, failure_action="sign_in_failed") as ev:
         limits.hit("sign_in_ip", ctx.ip)
@@ -136,8 +141,8 @@ def sign_in(
             result = auth.sign_in(body.email, body.password)
         if isinstance(result, TokenResult):
             ev.actor = token_subject(result.access_token)
-        else:
-            ev.detail["challenge"] = result.challenge
+            return transport.deliver(request, response, result, settings)
+        ev.detail["challenge"] = result.challenge
         return result
 
 
@@ -157,10 +162,13 @@ def sign_in(
 )
 def challenge(
     body: ChallengeRequest,
+    request: Request,
+    response: Response,
     auth: AuthServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
     limits: LimitsDep,
+    settings: SettingsDep,
 ) -> Any:
     with audit.track(
         "challenge_answered", ctx, target=body.email, failure_action="challenge_failed"
@@ -171,6 +179,7 @@ def challenge(
             result = auth.answer_challenge(body)
         if isinstance(result, TokenResult):
             ev.actor = token_subject(result.access_token)
+            return transport.deliver(request, response, result, settings)
         return result
 
 
@@ -181,10 +190,33 @@ def challenge(
     responses={200: {"headers": _TOKEN_HEADERS}, **responses(errors.InvalidTokenError, *_UPSTREAM)},
 )
 def refresh(
-    body: RefreshRequest, auth: AuthServiceDep, ctx: RequestContextDep, limits: LimitsDep
+    request: Request,
+    response: Response,
+    auth: AuthServiceDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
+    settings: SettingsDep,
+    body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> TokenResult:
     limits.hit("refresh_ip", ctx.ip)
-    return auth.refresh(body.refresh_token)
+    if body is not None:
+        token = body.refresh_token
+    else:
+        token = transport.cookie_token(request)
+        if token is None:
+            raise errors.NotAuthenticatedError(
+                "Send {refresh_token}, or the refresh cookie with X-Token-Transport: cookie."
+            )
+        transport.check_csrf(request, settings)
+    try:
+        result = auth.refresh(token)
+    except errors.InvalidTokenError as exc:
+        if body is None:
+            # A dead cookie is of no use to anyone. On the error itself: the problem
+            # response is built from the exception, not from `response`.
+            exc.headers["Set-Cookie"] = transport.clearing_header()
+        raise
+    return transport.deliver(request, response, result, settings, from_cookie=body is None)
 
 
 @router.post(
@@ -195,11 +227,22 @@ def refresh(
     responses=responses(errors.NotAuthenticatedError, errors.InvalidTokenError, *_UPSTREAM),
 )
 def sign_out(
-    claims: CurrentUser, auth: AuthServiceDep, audit: AuditDep, ctx: RequestContextDep
+    request: Request,
+    claims: CurrentUser,
+    auth: AuthServiceDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+    settings: SettingsDep,
 ) -> Response:
+    cookie = transport.cookie_token(request) is not None
+    if cookie:
+        transport.check_csrf(request, settings)
     with audit.track("signed_out", ctx, actor=claims.sub, target=claims.username):
         auth.sign_out(claims)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    if cookie:
+        transport.clear(response)
+    return response
 
 
 @router.post(
@@ -245,6 +288,9 @@ def reset_password(
         limits.hit("verify_ip", ctx.ip)
         with limits.failures("code_failures", f"reset:{body.email}", *_CODE_FAILURES):
             auth.reset_password(body.email, body.code, body.new_password)
+        # The emailed code proved who this is: a sign-in lock an attacker caused with
+        # wrong guesses must not keep the owner out of the account they just recovered.
+        limits.reset("sign_in_failures", body.email)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -88,7 +88,8 @@ TABLE: dict[tuple[str | None, str], Factory] = {
     (None, "InvalidParameterException"): errors.ValidationError,
     (None, "GroupExistsException"): errors.ConflictError,
     (None, "ResourceNotFoundException"): errors.NotFoundError,
-    (None, "LimitExceededException"): _limited,
+    # Cognito throttling (per account or per user): a fault upstream, not our local limit.
+    (None, "LimitExceededException"): _unavailable,
     (None, "TooManyFailedAttemptsException"): _limited,
     (None, "CodeDeliveryFailureException"): _unavailable,
     (None, "TooManyRequestsException"): _unavailable,
@@ -117,6 +118,28 @@ def translate(operation: str, exc: ClientError) -> errors.AuthSvcError:
     if err.status >= 500:
         log.warning("cognito %s failed: %s", operation, code)
     return err
+
+
+# What a value botocore refuses before sending means, per operation (as Cognito's own
+# InvalidParameterException would): the same answer a wrong value gets where one exists.
+_PARAM_ERRORS: dict[str, Factory] = {
+    "sign_in": errors.InvalidCredentialsError,
+    "respond_to_challenge": errors.InvalidSessionError,
+    "refresh": errors.InvalidTokenError,
+    "confirm_sign_up": errors.InvalidCodeError,
+    "confirm_forgot_password": errors.InvalidCodeError,
+}
+
+
+def translate_param_error(operation: str, exc: Exception) -> errors.AuthSvcError:
+    """botocore's ParamValidationError: the input broke the API's constraints, not Cognito."""
+    factory = _PARAM_ERRORS.get(operation)
+    if factory is not None:
+        return factory()
+    # The message names the parameter and the rule, never the value.
+    report = str(exc).splitlines()[-1] if str(exc) else ""
+    log.info("cognito %s refused a parameter: %s", operation, report.split(",")[0])
+    return errors.ValidationError("A value is not accepted by the identity provider.")
 
 
 # A missing pool or client is a deployment fault, not a client's 404.

@@ -11,16 +11,18 @@ import base64
 import hashlib
 import hmac
 import logging
+import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from authsvc import errors
-from authsvc.cognito.errors import translate
+from authsvc import errors, metrics
+from authsvc.cognito.budget import BudgetExhaustedError, CognitoBudget
+from authsvc.cognito.errors import translate, translate_param_error
 from authsvc.config import Settings
 
 log = logging.getLogger("authsvc.cognito")
@@ -43,10 +45,26 @@ def from_attribute_list(items: list[dict[str, str]]) -> dict[str, str]:
     return {item["Name"]: item.get("Value", "") for item in items}
 
 
-def make_client(settings: Settings) -> Any:
+# Calls that must not be repeated blindly: a retry after a timeout could repeat an action
+# that took effect (and then fail on its own consequence). These are sent once; on a fault
+# the gateway checks whether they took effect before sending them again.
+NON_IDEMPOTENT = frozenset(
+    {"sign_up", "confirm_sign_up", "admin_create_user", "confirm_forgot_password"}
+)
+
+
+def backoff(attempt: int, base: float = 0.1, cap: float = 2.0) -> float:
+    """Full jitter: a random wait up to base·2^attempt, at most ``cap`` seconds."""
+    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - not for secrets
+
+
+def make_client(settings: Settings, *, max_attempts: int | None = None) -> Any:
+    # botocore's "max_attempts" counts retries after the first request (3 would send 4, and
+    # 1 would resend a non-idempotent call once, blindly); "total_max_attempts" counts them all.
+    attempts = max_attempts or settings.cognito_max_attempts
     config = Config(
         region_name=settings.cognito_region,
-        retries={"mode": "standard", "max_attempts": settings.cognito_max_attempts},
+        retries={"mode": "standard", "total_max_attempts": attempts},
         connect_timeout=settings.cognito_connect_timeout,
         read_timeout=settings.cognito_read_timeout,
         max_pool_connections=50,
@@ -61,21 +79,29 @@ def make_client(settings: Settings) -> Any:
 
 
 class CognitoGateway:
-    def __init__(self, settings: Settings, client: Any | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: Any | None = None, budget: CognitoBudget | None = None
+    ) -> None:
         self.settings = settings
+        self.budget = budget
         self.pool_id = settings.cognito_user_pool_id
         self.client_id = settings.cognito_client_id
         self.client_secret = settings.client_secret
         self.client = client if client is not None else make_client(settings)
+        self.once_client = client if client is not None else make_client(settings, max_attempts=1)
 
     # -- plumbing ---------------------------------------------------------------------
 
     def _call(self, operation: str, method: str, **kwargs: Any) -> dict[str, Any]:
+        if self.budget is not None:
+            self.budget.take(operation)
         started = time.perf_counter()
+        client = self.once_client if operation in NON_IDEMPOTENT else self.client
         try:
-            response: dict[str, Any] = getattr(self.client, method)(**kwargs)
+            response: dict[str, Any] = getattr(client, method)(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
+            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome=str(code))
             log.info(
                 "cognito call",
                 extra={
@@ -85,11 +111,21 @@ class CognitoGateway:
                 },
             )
             raise translate(operation, exc) from None
+        except ParamValidationError as exc:
+            # botocore refused a value before sending it (e.g. shorter than the API's
+            # minimum): the request's input, not Cognito, is at fault. Never the value itself.
+            log.info(
+                "cognito call",
+                extra={"operation": operation, "outcome": "ParamValidationError"},
+            )
+            raise translate_param_error(operation, exc) from None
         except BotoCoreError as exc:
+            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="unreachable")
             log.warning("cognito %s unreachable: %s", operation, type(exc).__name__)
             raise errors.UpstreamUnavailableError(
                 "The identity provider is unreachable; retry later."
             ) from None
+        metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="ok")
         log.info(
             "cognito call",
             extra={
@@ -99,6 +135,43 @@ class CognitoGateway:
             },
         )
         return response
+
+    def _checked(
+        self,
+        operation: str,
+        method: str,
+        took_effect: Callable[[], dict[str, Any] | None],
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Send a non-idempotent call; after a fault, look before sending it again."""
+        attempts = self.settings.cognito_max_attempts
+        for attempt in range(attempts):
+            try:
+                return self._call(operation, method, **kwargs)
+            except BudgetExhaustedError:
+                raise
+            except errors.UpstreamUnavailableError:
+                if attempt + 1 >= attempts:
+                    raise
+                try:
+                    outcome = took_effect()
+                except errors.AuthSvcError:
+                    outcome = None
+                if outcome is not None:
+                    log.info(
+                        "cognito call", extra={"operation": operation, "outcome": "ok-after-check"}
+                    )
+                    return outcome
+                time.sleep(backoff(attempt))
+        raise AssertionError("unreachable")
+
+    def _user_status(self, email: str) -> dict[str, Any] | None:
+        try:
+            return self._call(
+                "admin_get_user", "admin_get_user", UserPoolId=self.pool_id, Username=email
+            )
+        except errors.NotFoundError:
+            return None
 
     def _with_secret(
         self, params: dict[str, str], username: str, key: str = "SECRET_HASH"
@@ -132,9 +205,17 @@ class CognitoGateway:
     # -- sign-up ------------------------------------------------------------------------
 
     def sign_up(self, email: str, password: str, attributes: Attributes) -> dict[str, Any]:
-        return self._call(
+        def took_effect() -> dict[str, Any] | None:
+            user = self._user_status(email)
+            if user is None:
+                return None
+            sub = from_attribute_list(user.get("UserAttributes", [])).get("sub", user["Username"])
+            return {"UserConfirmed": user.get("UserStatus") == "CONFIRMED", "UserSub": sub}
+
+        return self._checked(
             "sign_up",
             "sign_up",
+            took_effect,
             ClientId=self.client_id,
             Username=email,
             Password=password,
@@ -143,9 +224,14 @@ class CognitoGateway:
         )
 
     def confirm_sign_up(self, email: str, code: str) -> None:
-        self._call(
+        def took_effect() -> dict[str, Any] | None:
+            user = self._user_status(email)
+            return {} if user is not None and user.get("UserStatus") == "CONFIRMED" else None
+
+        self._checked(
             "confirm_sign_up",
             "confirm_sign_up",
+            took_effect,
             ClientId=self.client_id,
             Username=email,
             ConfirmationCode=code,
@@ -213,9 +299,18 @@ class CognitoGateway:
         )
 
     def confirm_forgot_password(self, email: str, code: str, new_password: str) -> None:
-        self._call(
+        def took_effect() -> dict[str, Any] | None:
+            # The new password works (tokens, or a further challenge): the reset happened.
+            try:
+                self.sign_in(email, new_password)
+            except (errors.InvalidCredentialsError, errors.UserNotConfirmedError):
+                return None
+            return {}
+
+        self._checked(
             "confirm_forgot_password",
             "confirm_forgot_password",
+            took_effect,
             ClientId=self.client_id,
             Username=email,
             ConfirmationCode=code,
@@ -263,9 +358,18 @@ class CognitoGateway:
     def admin_create_user(
         self, email: str, temporary_password: str, attributes: Attributes
     ) -> dict[str, Any]:
-        result: dict[str, Any] = self._call(
+        def took_effect() -> dict[str, Any] | None:
+            # Only a user still waiting for its first password can be the one just created;
+            # anything else is left to the caller's AccountExistsError handling.
+            user = self._user_status(email)
+            if user is None or user.get("UserStatus") != "FORCE_CHANGE_PASSWORD":
+                return None
+            return {"User": {**user, "Attributes": user.get("UserAttributes", [])}}
+
+        result: dict[str, Any] = self._checked(
             "admin_create_user",
             "admin_create_user",
+            took_effect,
             UserPoolId=self.pool_id,
             Username=email,
             TemporaryPassword=temporary_password,
@@ -360,4 +464,28 @@ class CognitoGateway:
             UserPoolId=self.pool_id,
             Username=username,
             SoftwareTokenMfaSettings={"Enabled": False, "PreferredMfa": False},
+        )
+
+    def associate_software_token(self, access_token: str) -> str:
+        result = self._call(
+            "associate_software_token", "associate_software_token", AccessToken=access_token
+        )
+        return str(result["SecretCode"])
+
+    def verify_software_token(self, access_token: str, code: str) -> str:
+        result = self._call(
+            "verify_software_token",
+            "verify_software_token",
+            AccessToken=access_token,
+            UserCode=code,
+            FriendlyDeviceName="authsvc",
+        )
+        return str(result.get("Status", ""))
+
+    def set_totp_preference(self, access_token: str, *, enabled: bool) -> None:
+        self._call(
+            "set_user_mfa_preference",
+            "set_user_mfa_preference",
+            AccessToken=access_token,
+            SoftwareTokenMfaSettings={"Enabled": enabled, "PreferredMfa": enabled},
         )

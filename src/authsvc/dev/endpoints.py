@@ -1,6 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Query
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 
 from authsvc import errors
 from authsvc.dependencies import StateDep
@@ -24,3 +28,24 @@ def outbox(
     if state.outbox is None:
         raise errors.NotFoundError()
     return state.outbox.list(to=to.lower() if to else None, kind=kind)
+
+
+def spa_dir() -> Path | None:
+    """examples/spa in a checkout (the reference SPA); absent from an installed package."""
+    path = Path(__file__).resolve().parents[3] / "examples" / "spa"
+    return path if (path / "index.html").is_file() else None
+
+
+def mount_spa(app: FastAPI) -> None:
+    """Serve the example SPA at /dev/spa/ (dev mode only). Invitation links point at
+    /dev/spa/accept-invitation#token=…, which is the same page."""
+    folder = spa_dir()
+    if folder is None:
+        return
+    index = folder / "index.html"
+
+    @app.get("/dev/spa/accept-invitation", include_in_schema=False)
+    async def accept_invitation_page() -> FileResponse:
+        return FileResponse(index)
+
+    app.mount("/dev/spa", StaticFiles(directory=folder, html=True), name="spa")

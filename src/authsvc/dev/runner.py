@@ -50,10 +50,13 @@ def start(
         "cognito_client_id": pool.client_id,
         "cognito_client_secret": pool.client_secret,
         "cognito_endpoint_url": endpoint,
-        "public_app_url": f"http://{host}:{port}",
+        # Invitation links open the example SPA, which this server also serves.
+        "public_app_url": f"http://{host}:{port}/dev/spa",
         "dev_mode": True,
         "email_backend": "console",
     }
+    if not os.environ.get("AUTHSVC_CORS_ORIGINS"):
+        values["cors_origins"] = [f"http://{host}:{port}"]  # the SPA's own origin
     if not os.environ.get("AUTHSVC_SECRET_KEY"):
         values["secret_key"] = dev_secret_key(data_dir)
     if not os.environ.get("AUTHSVC_DATABASE_URL"):
@@ -110,6 +113,7 @@ def banner(env: DevEnvironment, host: str, port: int, started: float) -> str:
         "  authsvc dev — embedded Cognito emulator, SQLite, dev outbox",
         f"  API docs    {base}/docs",
         f"  Dev outbox  {base}/dev/outbox",
+        f"  Example SPA {base}/dev/spa/",
         f"  Admin       {env.admin_email} / {password}",
         f"  Cognito     {env.settings.cognito_endpoint_url} (pool {env.pool.user_pool_id})",
         f"  Database    {env.settings.database_url}",

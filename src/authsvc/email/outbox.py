@@ -78,6 +78,8 @@ class OutboxWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.sent = 0
+        self.failed_attempts = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -165,9 +167,11 @@ class OutboxWorker:
                 OutboxRepository(session).mark_failed_attempt(
                     message_id, error=str(exc), next_attempt_at=retry_at
                 )
+            self.failed_attempts += 1
             return 0
         with self.db.sessions() as session, session.begin():
             OutboxRepository(session).mark_sent(message_id, self.clock())
+        self.sent += 1
         log.info("email sent", extra={"kind": kind, "attempt": attempts + 1})
         return 1
 

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
+import redis
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from authsvc import metrics
 from authsvc.dependencies import StateDep
 from authsvc.state import AppState
 
@@ -35,23 +38,35 @@ async def healthz() -> Health:
     return Health()
 
 
+def _check(name: str, probe: Callable[[], object], *, required: bool = True) -> Check:
+    try:
+        probe()
+    except Exception as exc:  # noqa: BLE001 - any failure is "not ready", named by type
+        return Check(name=name, status="fail", required=required, detail=type(exc).__name__)
+    return Check(name=name, status="ok", required=required)
+
+
+def _database(state: AppState) -> None:
+    with state.db.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _redis(url: str) -> None:
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
 def _checks(state: AppState) -> list[Check]:
-    checks = []
-    try:
-        with state.db.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        checks.append(Check(name="database", status="ok", required=True))
-    except Exception as exc:  # noqa: BLE001
-        checks.append(
-            Check(name="database", status="fail", required=True, detail=type(exc).__name__)
-        )
-    try:
-        state.gateway.describe_user_pool()
-        checks.append(Check(name="cognito", status="ok", required=True))
-    except Exception as exc:  # noqa: BLE001
-        checks.append(
-            Check(name="cognito", status="fail", required=True, detail=type(exc).__name__)
-        )
+    checks = [
+        _check("database", lambda: _database(state)),
+        _check("cognito", state.gateway.describe_user_pool),
+    ]
+    if state.settings.redis_url:
+        url = state.settings.redis_url
+        checks.append(_check("redis", lambda: _redis(url)))
     return checks
 
 
@@ -66,3 +81,47 @@ async def readyz(state: StateDep) -> JSONResponse:
     ok = all(c.status == "ok" for c in checks if c.required)
     body = Readiness(status="ok" if ok else "fail", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text format)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics_endpoint(state: StateDep) -> PlainTextResponse:
+    budget = state.gateway.budget
+    gauges: dict[str, tuple[str, float]] = {
+        "authsvc_audit_events_written": ("Audit events written.", state.audit.written),
+        "authsvc_audit_events_dropped": (
+            "Audit events dropped (buffer full).",
+            state.audit.dropped,
+        ),
+        "authsvc_audit_events_pending": (
+            "Audit events waiting to be written.",
+            state.audit.pending(),
+        ),
+        "authsvc_audit_write_failures": ("Failed audit writes.", state.audit.write_failures),
+        "authsvc_emails_sent": ("Emails delivered by this instance.", state.outbox_worker.sent),
+        "authsvc_email_failed_attempts": (
+            "Failed email deliveries.",
+            state.outbox_worker.failed_attempts,
+        ),
+        "authsvc_rate_limit_storage_errors": (
+            "Rate-limit storage failures (limits failed open).",
+            state.limits.storage_errors,
+        ),
+        "authsvc_cognito_budget_refused": (
+            "Cognito calls not sent: budget spent.",
+            budget.refused if budget is not None else 0,
+        ),
+        "authsvc_revocation_sync_healthy": (
+            "1 when the revocation ledger was read on the last poll.",
+            1 if state.revocations.healthy else 0,
+        ),
+        "authsvc_revocations_unsaved": (
+            "Revocations held in memory while the database is down.",
+            state.revocations.unsaved_count(),
+        ),
+    }
+    return PlainTextResponse(metrics.render(gauges), media_type="text/plain; version=0.0.4")

@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from authsvc import errors
+from authsvc.auth import transport
 from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import token_subject
 from authsvc.dependencies import (
@@ -15,12 +16,15 @@ from authsvc.dependencies import (
     LimitsDep,
     RequestContextDep,
     SessionDep,
+    SettingsDep,
 )
 from authsvc.invitations import schemas
 from authsvc.problems import responses
 from authsvc.schemas import Email
 
 router = APIRouter(prefix="/v1/invitations", tags=["invitations"])
+# Paths take `{invitation_id:uuid}`: only a UUID selects the admin routes below, so e.g.
+# `GET /v1/invitations/lookup` is 405 (a POST-only path), not an admin route asking for a token.
 
 _ADMIN = (errors.NotAuthenticatedError, errors.InvalidTokenError, errors.ForbiddenError)
 _UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError)
@@ -68,7 +72,7 @@ def list_invitations(
 
 
 @router.get(
-    "/{invitation_id}",
+    "/{invitation_id:uuid}",
     response_model=schemas.Invitation,
     summary="One invitation",
     responses=responses(*_ADMIN, errors.NotFoundError),
@@ -83,7 +87,7 @@ def get_invitation(
 
 
 @router.post(
-    "/{invitation_id}/resend",
+    "/{invitation_id:uuid}/resend",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.Invitation,
     summary="Email a new link (the old one stops working); renews an expired invitation",
@@ -105,7 +109,7 @@ def resend_invitation(
 
 
 @router.delete(
-    "/{invitation_id}",
+    "/{invitation_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke an invitation",
     responses=responses(*_ADMIN, errors.NotFoundError, errors.ConflictError),
@@ -120,6 +124,8 @@ def revoke_invitation(
 ) -> Response:
     with audit.track("invitation_revoked", ctx, actor=admin.sub) as ev:
         ev.detail["invitation_id"] = str(invitation_id)
+        # The invitee, as for created/resent: filtering the log on an email finds all three.
+        ev.target = invitations.get(session, invitation_id).email
         invitations.revoke(session, invitation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -156,13 +162,16 @@ def lookup_invitation(
 )
 def accept_invitation(
     body: schemas.AcceptRequest,
+    request: Request,
+    response: Response,
     invitations: InvitationServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
     limits: LimitsDep,
+    settings: SettingsDep,
 ) -> Any:
     with audit.track("invitation_accepted", ctx) as ev:
         limits.hit("invitation_ip", ctx.ip)
         result = invitations.accept(body)
         ev.actor = ev.target = token_subject(result.access_token)
-        return result
+        return transport.deliver(request, response, result, settings)

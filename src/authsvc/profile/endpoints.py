@@ -11,7 +11,7 @@ from authsvc.dependencies import (
     RequestContextDep,
 )
 from authsvc.problems import responses
-from authsvc.profile.schemas import ChangePasswordRequest, Profile, ProfileUpdate
+from authsvc.profile.schemas import ChangePasswordRequest, Me, ProfileUpdate
 
 router = APIRouter(prefix="/v1/me", tags=["profile"])
 
@@ -21,17 +21,17 @@ _UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError, errors.RateL
 
 @router.get(
     "",
-    response_model=Profile,
+    response_model=Me,
     summary="The signed-in user's profile",
     responses=responses(*_AUTH, *_UPSTREAM),
 )
-def get_me(claims: CurrentUser, profiles: ProfileServiceDep) -> Profile:
+def get_me(claims: CurrentUser, profiles: ProfileServiceDep) -> Me:
     return profiles.get(claims)
 
 
 @router.patch(
     "",
-    response_model=Profile,
+    response_model=Me,
     summary="Update the signed-in user's profile",
     description="Only attributes the pool marks mutable and the app client may write.",
     responses=responses(*_AUTH, *_UPSTREAM),
@@ -42,7 +42,7 @@ def update_me(
     profiles: ProfileServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
-) -> Profile:
+) -> Me:
     with audit.track("profile_updated", ctx, actor=claims.sub, target=claims.username) as ev:
         ev.detail["fields"] = sorted(
             [f for f in ("given_name", "family_name") if f in body.model_fields_set]

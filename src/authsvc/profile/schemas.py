@@ -17,6 +17,12 @@ class Profile(BaseModel):
     )
 
 
+class Me(Profile):
+    """The signed-in user's own profile."""
+
+    mfa_enabled: bool = Field(description="TOTP MFA is on.")
+
+
 class ProfileUpdate(RequestModel):
     given_name: Name | None = None
     family_name: Name | None = None

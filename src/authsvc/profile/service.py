@@ -6,7 +6,7 @@ from authsvc import errors
 from authsvc.cognito.gateway import CognitoGateway, from_attribute_list
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import AccessClaims
-from authsvc.profile.schemas import Profile, ProfileUpdate
+from authsvc.profile.schemas import Me, ProfileUpdate
 
 _TOP_LEVEL = {"sub", "email", "email_verified", "given_name", "family_name"}
 
@@ -33,13 +33,14 @@ class ProfileService:
         self.gateway = gateway
         self.pool = pool
 
-    def get(self, claims: AccessClaims) -> Profile:
+    def get(self, claims: AccessClaims) -> Me:
         user = self.gateway.get_user(claims.token)
-        return Profile(
-            **profile_fields(user["Username"], from_attribute_list(user["UserAttributes"]))
+        return Me(
+            **profile_fields(user["Username"], from_attribute_list(user["UserAttributes"])),
+            mfa_enabled="SOFTWARE_TOKEN_MFA" in (user.get("UserMFASettingList") or []),
         )
 
-    def update(self, claims: AccessClaims, update: ProfileUpdate) -> Profile:
+    def update(self, claims: AccessClaims, update: ProfileUpdate) -> Me:
         values: dict[str, str | None] = {}
         for name in ("given_name", "family_name"):
             if name in update.model_fields_set:

@@ -76,6 +76,7 @@ class RevocationRegistry:
         self._high_water = 0
         self._issued_after: dict[str, int] = {}
         self._recent: deque[_Issued] = deque()
+        self._unsaved: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,6 +97,8 @@ class RevocationRegistry:
     def _run(self) -> None:
         last_prune = 0.0
         while not self._stop.wait(self.poll_interval):
+            if self._unsaved:
+                self._flush_unsaved()
             self.sync()
             if time.monotonic() - last_prune > 600:
                 last_prune = time.monotonic()
@@ -143,14 +146,44 @@ class RevocationRegistry:
     # -- writes -------------------------------------------------------------------------
 
     def revoke(self, sub: str) -> int:
-        """Kill every token of ``sub`` issued until now. Returns the revocation time (µs)."""
+        """Kill every token of ``sub`` issued until now. Returns the revocation time (µs).
+
+        This instance refuses the tokens at once. If the database is down, the revocation
+        is kept and written by the poller as soon as it is back (other instances learn of
+        it then): a sign-out never fails because the database does.
+        """
         at = self._clock_us()
-        with self.db.sessions() as session, session.begin():
-            RevocationRepository(session).upsert(sub, at)
         with self._lock:
             if at > self._revoked.get(sub, 0):
                 self._revoked[sub] = at
+        if not self._persist(sub, at):
+            with self._lock:
+                self._unsaved[sub] = max(at, self._unsaved.get(sub, 0))
         return at
+
+    def unsaved_count(self) -> int:
+        return len(self._unsaved)
+
+    def _persist(self, sub: str, at: int) -> bool:
+        try:
+            with self.db.sessions() as session, session.begin():
+                RevocationRepository(session).upsert(sub, at)
+            return True
+        except SQLAlchemyError as exc:
+            log.warning(
+                "revocation kept in memory until the database is back: %s", type(exc).__name__
+            )
+            return False
+
+    def _flush_unsaved(self) -> None:
+        with self._lock:
+            pending = list(self._unsaved.items())
+        for sub, at in pending:
+            if not self._persist(sub, at):
+                return
+            with self._lock:
+                if self._unsaved.get(sub) == at:
+                    del self._unsaved[sub]
 
     def started(self) -> int:
         """Call before asking Cognito for tokens; pass the value to ``issued``."""

@@ -30,6 +30,13 @@ from authsvc.config import Settings
 
 log = logging.getLogger("authsvc.ratelimit")
 
+# Redis answers in well under a millisecond; the client's default (5 s per command) would
+# make every request wait seconds on a hung server. Query parameters in the URL override.
+REDIS_TIMEOUTS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+# After a storage error the limits are off (fail open) this long before the storage is
+# tried again, so an outage costs one request a timeout, not every request several.
+STORAGE_RETRY_SECONDS = 5.0
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -57,15 +64,15 @@ class RateLimits:
     def __init__(self, settings: Settings) -> None:
         self.enabled = settings.rate_limits_enabled
         uri = settings.redis_url or "memory://"
-        self.storage = storage.storage_from_string(
-            uri, **({"key_prefix": "authsvc"} if uri.startswith("redis") else {})
-        )
+        options = {"key_prefix": "authsvc", **REDIS_TIMEOUTS} if uri.startswith("redis") else {}
+        self.storage = storage.storage_from_string(uri, **options)
         self.limiter = strategies.MovingWindowRateLimiter(self.storage)
         self.rules = {
             name: Rule(name, tuple(parse_many(getattr(settings, setting))))
             for name, setting in self.RULES.items()
         }
         self.storage_errors = 0
+        self._storage_down_until = 0.0
 
     def hit(self, rule: str, key: str | None) -> None:
         """Count one request; refuse it (429) if the rule is exhausted."""
@@ -116,9 +123,16 @@ class RateLimits:
             return int(item.get_expiry())
 
     def _safe(self, call: object) -> bool:
+        if time.monotonic() < self._storage_down_until:
+            return True  # known to be down: do not make every request wait on it
         try:
             return bool(call())  # type: ignore[operator]
         except Exception as exc:  # noqa: BLE001 - fail open on a storage outage
             self.storage_errors += 1
-            log.warning("rate-limit storage unavailable (%s); not limiting", type(exc).__name__)
+            self._storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
+            log.warning(
+                "rate-limit storage unavailable (%s); not limiting for %.0f s",
+                type(exc).__name__,
+                STORAGE_RETRY_SECONDS,
+            )
             return True

@@ -19,10 +19,7 @@ token that was used always has a user.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 import logging
 import secrets
 import uuid
@@ -33,7 +30,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from authsvc import errors
+from authsvc import cursors, errors
 from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import AuthService
 from authsvc.cognito.errors import AccountExistsError, UnknownUserError
@@ -41,6 +38,7 @@ from authsvc.cognito.gateway import CognitoGateway, from_attribute_list
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import AccessClaims
 from authsvc.config import Settings
+from authsvc.cursors import aware
 from authsvc.db import Database
 from authsvc.email.outbox import Outbox
 from authsvc.invitations import schemas
@@ -61,11 +59,6 @@ SAGA_STEPS = (
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def aware(value: datetime) -> datetime:
-    """SQLite gives naive datetimes back; every stored time is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def hash_token(token: str) -> str:
@@ -103,20 +96,6 @@ def to_schema(invitation: Invitation, now: datetime) -> schemas.Invitation:
         revoked_at=aware(invitation.revoked_at) if invitation.revoked_at else None,
         user_sub=invitation.user_sub,
     )
-
-
-def encode_cursor(invitation: Invitation) -> str:
-    raw = json.dumps([aware(invitation.created_at).isoformat(), str(invitation.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, id = json.loads(raw)
-        return aware(datetime.fromisoformat(created_at)), uuid.UUID(id)
-    except (binascii.Error, ValueError, TypeError):
-        raise errors.ValidationError("The cursor is not valid.") from None
 
 
 class InvitationService:
@@ -193,12 +172,13 @@ class InvitationService:
         cursor: str | None,
     ) -> schemas.InvitationPage:
         now = utcnow()
-        after = decode_cursor(cursor) if cursor else None
+        after = cursors.decode(cursor) if cursor else None
         rows = InvitationRepository(session).list(
             now=now, status=status, email=email, after=after, limit=limit + 1
         )
         items = [to_schema(row, now) for row in rows[:limit]]
-        next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+        last = rows[limit - 1] if len(rows) > limit else None
+        next_cursor = cursors.encode(last.created_at, last.id) if last is not None else None
         return schemas.InvitationPage(items=items, next_cursor=next_cursor)
 
     def get(self, session: Session, id: uuid.UUID) -> schemas.Invitation:

@@ -26,7 +26,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from authsvc.main import create_app
-from tests.admin.support import make_admin, state_of, username_of
+from tests.admin.support import make_admin, state_of, unthrottled_client, username_of
 from tests.helpers import Tokens, confirmed_user, new_email, sign_in
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -130,6 +130,12 @@ def allowed(response: Any) -> str | None:
 
 
 # -- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def app_client(cognito: Any, database_url: str) -> Iterator[TestClient]:
+    """The shared app without the outbound budget: the table fires admin calls in a burst."""
+    yield from unthrottled_client(cognito, database_url)
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,11 @@ def build_state(
             gateway = DevCognitoGateway(settings, outbox)
         else:
             gateway = CognitoGateway(settings)
-    gateway.budget = CognitoBudget(settings.cognito_budget, settings.redis_url)
+    # The budget protects the account's Cognito quotas; the dev emulator has none, so in dev
+    # mode it is off unless a budget setting is given explicitly.
+    explicit_budget = any(f.startswith("cognito_budget_") for f in settings.model_fields_set)
+    if not settings.dev_mode or explicit_budget:
+        gateway.budget = CognitoBudget(settings.cognito_budget, settings.redis_url)
     db = Database(
         settings.database_url,
         pool_size=settings.db_pool_size,

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.admin.support import make_admin, state_of
+from tests.admin.support import make_admin, state_of, unthrottled_client
 from tests.helpers import Tokens
+
+
+@pytest.fixture(scope="session")
+def app_client(cognito: Any, database_url: str) -> Iterator[TestClient]:
+    """Overrides the shared app for these tests: the same app without the outbound budget."""
+    yield from unthrottled_client(cognito, database_url)
 
 
 @pytest.fixture(scope="session")

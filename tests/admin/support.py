@@ -7,14 +7,33 @@ import base64
 import hmac
 import struct
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
 from fastapi.testclient import TestClient
 
 from authsvc.dev.outbox import DevOutbox
+from authsvc.main import create_app
 from authsvc.state import AppState
+from tests.conftest import make_settings
 from tests.helpers import Tokens, confirmed_user, new_email, sign_in
+
+# The outbound Cognito budget (per quota category, per second) off: these tests fire admin
+# operations in bursts (disable, delete and set-password each cost three UserUpdate units
+# here) that a real account's quota would throttle with 503s that are not the answers under
+# test. tests/security covers the budget itself.
+NO_BUDGET = {
+    f"cognito_budget_{name}": 0
+    for name in (
+        "user_authentication",
+        "user_creation",
+        "user_account_recovery",
+        "user_read",
+        "user_update",
+        "user_list",
+    )
+}
 
 USERS = "/v1/admin/users"
 AUDIT = "/v1/admin/audit-events"
@@ -24,6 +43,13 @@ TEMPORARY_PASSWORD = "Tempor4ry-Passw0rd!"
 def state_of(client: TestClient) -> AppState:
     state: AppState = client.app.state.authsvc  # type: ignore[attr-defined]
     return state
+
+
+def unthrottled_client(cognito: Any, database_url: str) -> Iterator[TestClient]:
+    """The real app in dev mode, as the shared ``app_client``, without the outbound budget."""
+    app = create_app(make_settings(cognito, database_url, **NO_BUDGET))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
 
 
 def make_admin(client: TestClient, outbox: DevOutbox, cognito: Any) -> tuple[str, Tokens]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,8 +11,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from authsvc.audit.models import AuditEvent
-from tests.admin.support import AUDIT, flat, make_admin, state_of, walk
+from tests.admin.support import AUDIT, flat, make_admin, state_of, unthrottled_client, walk
 from tests.helpers import Tokens
+
+
+@pytest.fixture(scope="session")
+def app_client(cognito: Any, database_url: str) -> Iterator[TestClient]:
+    """Overrides the shared app for these tests: the same app without the outbound budget."""
+    yield from unthrottled_client(cognito, database_url)
 
 
 @pytest.fixture(scope="session")

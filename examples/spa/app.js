@@ -15,7 +15,7 @@ let pending = null;  // a sign-in challenge: {challenge, session, email}
 
 const $ = (id) => document.getElementById(id);
 
-async function api(method, path, body, { auth = false, csrf = false } = {}) {
+async function api(method, path, body, { auth = false, csrf = false, retry = true } = {}) {
   const headers = { "X-Token-Transport": "cookie" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth && accessToken) headers["Authorization"] = `Bearer ${accessToken}`;
@@ -26,6 +26,11 @@ async function api(method, path, body, { auth = false, csrf = false } = {}) {
     body: body === undefined ? undefined : JSON.stringify(body),
     credentials: "include",
   });
+  // The access token died (it expires while the page stays open): refresh once, retry once.
+  // Sign-out depends on this too: it must reach the server to remove the refresh cookie.
+  if (response.status === 401 && auth && retry && (await silentRefresh())) {
+    return api(method, path, body, { auth, csrf, retry: false });
+  }
   const text = await response.text();
   const data = text ? JSON.parse(text) : null;
   if (!response.ok) {
@@ -35,6 +40,19 @@ async function api(method, path, body, { auth = false, csrf = false } = {}) {
     throw error;
   }
   return data;
+}
+
+// A new access token from the refresh cookie. When the session is over, the server's
+// refusal also deletes the cookie.
+async function silentRefresh() {
+  try {
+    const result = await api("POST", "/v1/auth/refresh", undefined, { csrf: true });
+    accessToken = result.access_token;
+    return true;
+  } catch (error) {
+    accessToken = null;
+    return false;
+  }
 }
 
 function show(section) {
@@ -241,9 +259,8 @@ async function start() {
   const token = invitationToken();
   if (token) return showInvitation(token);
   try {
-    const result = await api("POST", "/v1/auth/refresh", undefined, { csrf: true });
-    accessToken = result.access_token;
-    await showProfile();
+    if (await silentRefresh()) await showProfile();
+    else show("signin");
   } catch (error) {
     show("signin");
   }

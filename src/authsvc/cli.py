@@ -39,6 +39,9 @@ def _serve(args: argparse.Namespace) -> int:
         return _config_error(exc)
     logs.configure(settings.log_level, json_lines=True)
     workers = args.workers or settings.workers
+    # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: with
+    # the default handler the process would die of it (status -15) after a clean shutdown.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     uvicorn.run(
         "authsvc.main:create_app_from_env",
         factory=True,

@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     ses_endpoint_url: str | None = None
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_max_attempts: int = Field(default=8, ge=1, le=50)
+    # A claimed message whose worker died is sent again once this lapses (at least once):
+    # keep it well above one delivery's time (the SMTP timeout is 10 s) or a slow send is
+    # sent twice.
+    outbox_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
 
     # Invitations
     invitation_ttl_hours: int = Field(default=7 * 24, ge=1, le=90 * 24)
@@ -94,6 +98,8 @@ class Settings(BaseSettings):
     rate_limit_email_identifier: str = "5/15 minutes"
     rate_limit_verify_ip: str = "30/5 minutes"
     rate_limit_code_failures: str = "5/hour"
+    # Sign-up codes live 24 h (reset codes 1 h): five wrong ones per day, then a new code.
+    rate_limit_sign_up_code_failures: str = "5/day"
     rate_limit_refresh_ip: str = "150/5 minutes"
     rate_limit_invitation_ip: str = "30/5 minutes"
 
@@ -126,6 +132,7 @@ class Settings(BaseSettings):
         "rate_limit_email_identifier",
         "rate_limit_verify_ip",
         "rate_limit_code_failures",
+        "rate_limit_sign_up_code_failures",
         "rate_limit_refresh_ip",
         "rate_limit_invitation_ip",
     )

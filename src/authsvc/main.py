@@ -90,6 +90,7 @@ def build_state(
         make_backend(settings, outbox if settings.dev_mode else None),
         poll_seconds=settings.outbox_poll_seconds,
         max_attempts=settings.outbox_max_attempts,
+        lease_seconds=settings.outbox_lease_seconds,
     )
     outbox_queue.on_commit = worker.wake
     auth = AuthService(gateway, pool, revocations)

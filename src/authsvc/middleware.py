@@ -14,11 +14,11 @@ import time
 import uuid
 from typing import Any
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from authsvc import metrics
 from authsvc.clientip import Network, is_trusted
+from authsvc.problems import routes_at
 
 log = logging.getLogger("authsvc.access")
 
@@ -59,11 +59,8 @@ def _route_template(scope: Scope) -> str:
     """
     route = scope.get("route")
     if route is None:
-        router = getattr(scope.get("app"), "router", None)
-        route = next(
-            (r for r in getattr(router, "routes", ()) if r.matches(scope)[0] is not Match.NONE),
-            None,
-        )
+        matching = routes_at(scope.get("app"), scope["path"])
+        route = matching[0] if matching else None
     # path_format: `/v1/invitations/{invitation_id}`, without the `:uuid` convertor.
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(template) if template else "unmatched"
@@ -96,10 +93,12 @@ class AuthSvcMiddleware:
         no_store = path.startswith("/v1/") or path.startswith("/dev/")
         https = scope.get("scheme") == "https" or self._forwarded_https(scope, headers)
         status_holder = [500]
+        started_holder = [False]
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
+                started_holder[0] = True
                 out = list(message.get("headers", []))
                 out.extend(_BASE_HEADERS)
                 out.append((b"x-request-id", request_id.encode()))
@@ -123,7 +122,26 @@ class AuthSvcMiddleware:
                     await send_wrapper({"type": "http.response.body", "body": body})
                     return
                 receive = rejection
-            await self.app(scope, receive, send_wrapper)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception:
+                if started_holder[0]:
+                    raise
+                # Starlette answers an unhandled error outside every middleware, so its 500
+                # would lack the headers above: answer it here, opaque, like any problem.
+                log.exception(
+                    "unhandled error",
+                    extra={"request_id": request_id, "route": _route_template(scope)},
+                )
+                body, extra = _problem(
+                    500,
+                    "internal_error",
+                    "Internal server error",
+                    "An unexpected error occurred.",
+                    request_id,
+                )
+                await send_wrapper({"type": "http.response.start", "status": 500, "headers": extra})
+                await send_wrapper({"type": "http.response.body", "body": body})
         finally:
             template = _route_template(scope)
             elapsed = time.perf_counter() - started

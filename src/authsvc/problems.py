@@ -9,11 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
-from authsvc import errors
+from authsvc import db, errors
 
 log = logging.getLogger("authsvc.errors")
 
@@ -129,13 +127,29 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 _UNPARSABLE_BODY = "There was an error parsing the body"
 
 
+def routes_at(app: Any, path: str) -> list[Any]:
+    """The routes whose path template matches ``path``, whatever their method."""
+    routes = getattr(getattr(app, "router", None), "routes", ())
+    try:
+        # Newer FastAPI keeps included routers wrapped: this flattens them (path_format,
+        # methods, path_regex of each route as served).
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # pragma: no cover - older FastAPI: the routes are flat already
+        views: Any = routes
+    else:
+        views = iter_route_contexts(routes)
+    return [
+        view
+        for view in views
+        if getattr(view, "path_regex", None) is not None and view.path_regex.match(path)
+    ]
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (FastAPI has one route per method)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    for route in routes_at(request.app, request.scope["path"]):
+        methods |= set(getattr(route, "methods", None) or ())
     return sorted(methods)
 
 
@@ -187,9 +201,8 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.AuthSvcError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(sa_exc.OperationalError, _on_database_down)
-    app.add_exception_handler(sa_exc.InterfaceError, _on_database_down)
-    app.add_exception_handler(sa_exc.TimeoutError, _on_database_down)
+    for kind in db.UNAVAILABLE:
+        app.add_exception_handler(kind, _on_database_down)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

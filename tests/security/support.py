@@ -46,14 +46,24 @@ def random_ip() -> str:
 
 
 class CognitoCalls:
-    """Counts every call a boto3 cognito-idp client makes (registered on its event system)."""
+    """Counts every call the gateway's boto3 cognito-idp clients make (a handler on each
+    client's event system). The gateway keeps more than one client (non-idempotent calls
+    go through one that never retries): every one of them is counted."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, gateway: Any) -> None:
         self.names: list[str] = []
         self._lock = threading.Lock()
-        client.meta.events.register(
-            "before-call.cognito-identity-provider", self._count, unique_id=f"count-{id(self)}"
-        )
+        self.clients = {
+            id(value): value
+            for value in vars(gateway).values()
+            if getattr(getattr(value, "meta", None), "service_model", None) is not None
+            and value.meta.service_model.service_name == "cognito-idp"
+        }
+        assert self.clients, "the gateway has no cognito-idp client to count calls on"
+        for client in self.clients.values():
+            client.meta.events.register(
+                "before-call.cognito-identity-provider", self._count, unique_id=f"n-{id(self)}"
+            )
 
     def _count(self, model: Any = None, **_: Any) -> None:
         with self._lock:
@@ -110,7 +120,7 @@ def limited_app(cognito: Any, database_url: str, **overrides: Any) -> Iterator[L
     }
     values.update(overrides)
     app = create_app(make_settings(cognito, database_url, **values))
-    calls = CognitoCalls(app.state.authsvc.gateway.client)
+    calls = CognitoCalls(app.state.authsvc.gateway)
     with TestClient(app, raise_server_exceptions=False, client=(SETUP_IP, 40000)) as client:
         yield LimitedApp(app, client, calls)
 

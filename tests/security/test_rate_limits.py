@@ -4,8 +4,13 @@ request makes no Cognito call; an unknown identifier is limited exactly like a k
 locked-out victim can still reset; memory storage by default, Redis to share the limits
 across instances, and a Redis outage fails open.
 
+Per-identifier rules exist where the request names an account: sign-in (failures per
+email), sign-up, resend and forgot (requests per email), confirm, reset and the MFA
+challenge (wrong codes per email). Refresh and the invitation routes carry a 128-bit+
+secret instead of an identifier and are limited per client IP.
+
 Each test builds its own app with the limits on (`make_settings` turns them off for the rest
-of the suite) and counts the Cognito calls the app's boto3 client makes.
+of the suite) and counts the calls the app's boto3 Cognito clients make.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from limits.storage import MemoryStorage
 from authsvc import errors
 from authsvc.config import Settings
 from authsvc.security import ratelimit
-from tests.admin.support import enable_totp
+from tests.admin.support import enable_totp, totp_code
 from tests.helpers import PASSWORD, Tokens, latest_code, new_email, sign_up
 from tests.invitations.support import invite_and_link
 from tests.security.conftest import SERVE_SIGN_IN_FAILURES, RedisKeys
@@ -55,6 +60,7 @@ ACCEPT = "/v1/invitations/accept"
 WRONG_PASSWORD = "Wr0ng-Passw0rd!"
 NEW_PASSWORD = "N3w-Passw0rd!x"
 SMALL = 3  # the small limits tests configure: "3/minute"
+MOTO_TOTP_SECRET = "asdfasdfasdf"  # every user's secret in the emulator (REFERENCE.md)
 
 
 def other_code(code: str) -> str:
@@ -74,6 +80,13 @@ def unconfirmed_user(cognito: Any) -> str:
         ],
     )
     return email
+
+
+def wrong_totp() -> str:
+    """Six digits that are not the emulator's TOTP code for the previous, current or next step."""
+    now = time.time()
+    valid = {totp_code(MOTO_TOTP_SECRET, now + step) for step in (-30, 0, 30)}
+    return next(c for c in ("000000", "111111", "222222", "333333") if c not in valid)
 
 
 def sign_in_body(email: str, password: str = PASSWORD) -> dict[str, str]:
@@ -322,6 +335,18 @@ def test_limited_invitation_accept_leaves_the_invitation_usable(cognito, databas
         assert accepted.status_code == 201, accepted.text
 
 
+def test_retry_after_is_honest(cognito, database_url):
+    """Waiting the advertised Retry-After is enough to be served again."""
+    with limited_app(cognito, database_url, rate_limit_email_ip="2/2 seconds") as app:
+        client = app.peer("198.51.100.12")
+        for _ in range(2):
+            assert client.post(FORGOT, json={"email": new_email()}).status_code == 202
+        limited = client.post(FORGOT, json={"email": new_email()})
+        assert_limited(limited, max_retry_after=3)
+        time.sleep(int(limited.headers["retry-after"]))
+        assert client.post(FORGOT, json={"email": new_email()}).status_code == 202
+
+
 # --------------------------------------------------------------------------- per identifier
 
 
@@ -350,7 +375,7 @@ def test_per_identifier_limit_counts_across_addresses(path: str, cognito, databa
             assert app.calls.since(mark) == [], "a limited request reached Cognito"
 
         assert_same_refusal(refusals[known], refusals[unknown])
-        # Another address from the same client is not limited.
+        # The lock is on that email only: another one goes through.
         assert app.peer(random_ip()).post(path, json=body(new_email())).status_code == 202
 
 
@@ -435,7 +460,7 @@ def test_five_wrong_sign_up_codes_then_a_new_code_is_needed(cognito, database_ur
 
         mark = app.calls.count
         sixth = app.peer(random_ip()).post(CONFIRM, json={"email": email, "code": code})
-        assert_limited(sixth, max_retry_after=3600)
+        assert_limited(sixth, max_retry_after=24 * 3600)
         assert app.calls.since(mark) == []
 
         assert app.client.post(RESEND, json={"email": email}).status_code == 202
@@ -489,7 +514,8 @@ def test_wrong_codes_for_an_unknown_email_lock_the_same(path: str, cognito, data
         for a, b in zip(answers[known][:-1], answers[unknown][:-1], strict=True):
             assert a.status_code == b.status_code == 400
             assert without_request_id(a.json()) == without_request_id(b.json())
-        assert_limited(answers[known][-1], max_retry_after=3600)
+        # Sign-up codes live a day, reset codes an hour: so do their failure windows.
+        assert_limited(answers[known][-1], max_retry_after=24 * 3600 if path == CONFIRM else 3600)
         assert_same_refusal(answers[known][-1], answers[unknown][-1])
 
 
@@ -508,8 +534,9 @@ def test_five_wrong_mfa_codes_lock_the_challenge(cognito, database_url):
             return {"challenge": "SOFTWARE_TOKEN_MFA", "session": body["session"], "email": email}
 
         for _ in range(CODE_TRIES):
-            # A code no TOTP window accepts (moto's codes are six digits; this is never one).
-            response = app.peer(random_ip()).post(CHALLENGE, json={**challenge(), "code": "000000"})
+            response = app.peer(random_ip()).post(
+                CHALLENGE, json={**challenge(), "code": wrong_totp()}
+            )
             if response.status_code == 400 and response.json()["code"] == "invalid_session":
                 pytest.fail("the emulator refused the session, not the code")
             assert response.status_code == 400, response.text
@@ -543,6 +570,7 @@ def _defaults() -> Settings:
         ("rate_limit_sign_in_failures", 100, 3600),  # 100 per hour (OWASP's ceiling too)
         ("rate_limit_email_ip", 30, 5 * 60),  # sign-up, forgot, resend: 30 per 5 min per IP
         ("rate_limit_code_failures", 5, 3600),  # 5 wrong codes within a reset code's life (1 h)
+        ("rate_limit_sign_up_code_failures", 5, 24 * 3600),  # … within a sign-up code's (24 h)
     ],
 )
 def test_default_is_no_looser_than_the_issue(setting: str, amount: int, window_s: int):

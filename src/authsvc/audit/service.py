@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from authsvc.audit.repository import AuditRepository
-from authsvc.db import Database
+from authsvc.db import UNAVAILABLE, Database
 from authsvc.errors import AuthSvcError
 
 log = logging.getLogger("authsvc.audit")
@@ -126,14 +126,16 @@ class AuditLog:
                 detail={**tracked.detail, "code": exc.code},
             )
             raise
-        except Exception:
+        except Exception as exc:
+            # The code the client was answered (problems.py): a database outage is a 503.
+            code = "upstream_unavailable" if isinstance(exc, UNAVAILABLE) else "internal_error"
             self.record(
                 failure_action or action,
                 outcome=FAILURE,
                 actor=tracked.actor,
                 target=tracked.target,
                 context=context,
-                detail={**tracked.detail, "code": "internal_error"},
+                detail={**tracked.detail, "code": code},
             )
             raise
         self.record(

@@ -82,7 +82,7 @@ def confirm_sign_up(
 ) -> Response:
     with audit.track("sign_up_confirmed", ctx, target=body.email):
         limits.hit("verify_ip", ctx.ip)
-        with limits.failures("code_failures", f"confirm:{body.email}", *_CODE_FAILURES):
+        with limits.failures("sign_up_code_failures", f"confirm:{body.email}", *_CODE_FAILURES):
             auth.confirm_sign_up(body.email, body.code)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -106,7 +106,7 @@ def resend_code(
         limits.hit("email_ip", ctx.ip)
         limits.hit("email_identifier", body.email)
         delivery = auth.resend_code(body.email)
-        limits.reset("code_failures", f"confirm:{body.email}")  # a new code, new tries
+        limits.reset("sign_up_code_failures", f"confirm:{body.email}")  # a new code, new tries
         return delivery
 
 

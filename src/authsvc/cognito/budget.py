@@ -11,10 +11,12 @@ If the budget's storage is down, calls go through (Cognito still enforces its qu
 from __future__ import annotations
 
 import logging
+import time
 
 from limits import RateLimitItemPerSecond, storage, strategies
 
 from authsvc import errors
+from authsvc.security.ratelimit import REDIS_TIMEOUTS, STORAGE_RETRY_SECONDS
 
 log = logging.getLogger("authsvc.cognito")
 
@@ -61,9 +63,11 @@ class BudgetExhaustedError(errors.UpstreamUnavailableError):
 class CognitoBudget:
     def __init__(self, per_second: dict[str, int], redis_url: str | None = None) -> None:
         uri = redis_url or "memory://"
-        self.storage = storage.storage_from_string(
-            uri, **({"key_prefix": "authsvc-budget"} if uri.startswith("redis") else {})
+        options = (
+            {"key_prefix": "authsvc-budget", **REDIS_TIMEOUTS} if uri.startswith("redis") else {}
         )
+        self.storage = storage.storage_from_string(uri, **options)
+        self._storage_down_until = 0.0
         self.limiter = strategies.FixedWindowRateLimiter(self.storage)
         self.items = {
             category: RateLimitItemPerSecond(amount)
@@ -77,10 +81,17 @@ class CognitoBudget:
         item = self.items.get(category) if category else None
         if item is None:
             return
+        if time.monotonic() < self._storage_down_until:
+            return  # known to be down: no request waits on it
         try:
             allowed = self.limiter.hit(item, category)
         except Exception as exc:  # noqa: BLE001 - fail open: Cognito still enforces quotas
-            log.warning("cognito budget storage unavailable (%s)", type(exc).__name__)
+            self._storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
+            log.warning(
+                "cognito budget storage unavailable (%s); no budget for %.0f s",
+                type(exc).__name__,
+                STORAGE_RETRY_SECONDS,
+            )
             return
         if not allowed:
             self.refused += 1

@@ -8,7 +8,8 @@ text logged, never returned.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 
 from botocore.exceptions import ClientError
 
@@ -103,10 +104,24 @@ TABLE: dict[tuple[str | None, str], Factory] = {
 _MISCONFIGURED = {"ResourceNotFoundException"}
 
 
-def translate(operation: str, exc: ClientError) -> errors.AuthSvcError:
-    """Map a botocore ``ClientError`` raised by ``operation`` to a domain error."""
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)*")
+
+
+def redact(message: str, sent: Iterable[str] = ()) -> str:
+    """AWS's text without what the call carried: its messages can echo a value back (moto
+    quotes a challenge session), and a password, code, token or session never goes to a log."""
+    for value in sorted({v for v in sent if len(v) >= 4}, key=len, reverse=True):
+        message = message.replace(value, "[redacted]")
+    return _JWT.sub("[redacted]", message)
+
+
+def translate(operation: str, exc: ClientError, sent: Iterable[str] = ()) -> errors.AuthSvcError:
+    """Map a botocore ``ClientError`` raised by ``operation`` to a domain error.
+
+    ``sent``: the string values of the call's parameters, redacted from anything logged.
+    """
     code = str(exc.response.get("Error", {}).get("Code", ""))
-    message = str(exc.response.get("Error", {}).get("Message", ""))
+    message = redact(str(exc.response.get("Error", {}).get("Message", "")), sent)
     factory = TABLE.get((operation, code)) or TABLE.get((None, code))
     if factory is None or (code in _MISCONFIGURED and operation in _POOL_LEVEL_OPERATIONS):
         log.error("cognito %s failed with unmapped %s: %s", operation, code, message)

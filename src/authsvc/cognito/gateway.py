@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -75,7 +76,42 @@ def make_client(settings: Settings, *, max_attempts: int | None = None) -> Any:
     if settings.dev_mode:
         # The embedded emulator takes any credentials; a laptop may have none.
         kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
-    return boto3.session.Session().client("cognito-idp", **kwargs)
+    return new_client("cognito-idp", **kwargs)
+
+
+_session: boto3.session.Session | None = None
+_session_lock = threading.Lock()
+
+
+def new_client(service: str, **kwargs: Any) -> Any:
+    """A boto3 client from one shared session: the service model is read from disk once,
+    not once per client (that is most of a client's creation time). Clients themselves are
+    thread-safe; creating them from one session is serialised here because sessions are not."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(service, **kwargs)
+
+
+# Parameters that identify the deployment or the flow, never a user's secret.
+_PLAIN_PARAMETERS = frozenset(
+    {"UserPoolId", "ClientId", "AuthFlow", "ChallengeName", "MessageAction", "Name"}
+)
+
+
+def _sent_values(value: Any, key: str | None = None) -> list[str]:
+    """Every string a call carries (passwords, codes, tokens, sessions, names), so that an
+    error message echoing one of them is redacted before it is logged."""
+    if key in _PLAIN_PARAMETERS:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for k, v in value.items() for s in _sent_values(v, str(k))]
+    if isinstance(value, list | tuple):
+        return [s for item in value for s in _sent_values(item)]
+    return []
 
 
 class CognitoGateway:
@@ -110,10 +146,13 @@ class CognitoGateway:
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 },
             )
-            raise translate(operation, exc) from None
+            raise translate(operation, exc, sent=_sent_values(kwargs)) from None
         except ParamValidationError as exc:
             # botocore refused a value before sending it (e.g. shorter than the API's
             # minimum): the request's input, not Cognito, is at fault. Never the value itself.
+            metrics.inc(
+                "authsvc_cognito_calls_total", operation=operation, outcome="ParamValidationError"
+            )
             log.info(
                 "cognito call",
                 extra={"operation": operation, "outcome": "ParamValidationError"},

@@ -7,13 +7,12 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import Any, Protocol
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from authsvc.cognito.gateway import new_client
 from authsvc.config import Settings
 from authsvc.dev.outbox import DevOutbox
 
@@ -70,7 +69,10 @@ class SmtpBackend:
         mail["From"] = s.email_from
         mail["To"] = message.to
         mail["Subject"] = message.subject
-        mail["Message-ID"] = make_msgid(idstring=message.id, domain="authsvc")
+        # Derived from the outbox row id alone (make_msgid adds time, pid and randomness):
+        # a copy sent again after a crash carries the same Message-ID, and receivers can
+        # drop the duplicate.
+        mail["Message-ID"] = f"<{message.id}@authsvc>"
         mail["X-Authsvc-Dedup-Key"] = message.id
         mail.set_content(message.text)
         password = s.smtp_password.get_secret_value() if s.smtp_password else None
@@ -105,7 +107,7 @@ class SesBackend:
             }
             if settings.ses_endpoint_url:
                 kwargs["endpoint_url"] = settings.ses_endpoint_url
-            client = boto3.session.Session().client("sesv2", **kwargs)
+            client = new_client("sesv2", **kwargs)
         self.client = client
 
     def send(self, message: Message) -> None:

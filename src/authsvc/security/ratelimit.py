@@ -57,6 +57,7 @@ class RateLimits:
         "email_identifier": "rate_limit_email_identifier",
         "verify_ip": "rate_limit_verify_ip",
         "code_failures": "rate_limit_code_failures",
+        "sign_up_code_failures": "rate_limit_sign_up_code_failures",
         "refresh_ip": "rate_limit_refresh_ip",
         "invitation_ip": "rate_limit_invitation_ip",
     }

@@ -165,8 +165,11 @@ class TestGet:
         assert_problem(response, 404, "not_found")
 
     def test_malformed_id_is_refused(self, client, admin):
+        # Only a UUID selects the route (`{invitation_id:uuid}`), so that e.g. a GET of
+        # /v1/invitations/lookup is 405, not this admin route: anything else names nothing.
         response = client.get(f"{INVITATIONS}/not-a-uuid", headers=admin.bearer)
-        assert_problem(response, 422, "validation_error")
+        assert_problem(response, 404, "not_found")
+        assert client.get(f"{INVITATIONS}/lookup").status_code == 405
 
 
 class TestResend:

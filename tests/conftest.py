@@ -137,6 +137,9 @@ def make_settings(cognito: Emulator, database_url: str, **overrides: Any) -> Set
         # Every TestClient request comes from one address: per-IP limits would trip the
         # suite. tests/security builds apps with the limits on.
         "rate_limits_enabled": False,
+        # Every app on a test database shares one key: each app's outbox worker may claim
+        # any queued email in that database, and must be able to read it.
+        "secret_key": "test-suite-secret-key-0123456789",
     }
     values.update(overrides)
     return Settings(**values)

@@ -268,3 +268,25 @@ def test_stop_with_a_dead_database_does_not_raise(dead_db):
     log.stop()
     assert log.pending() == 1
     assert log.write_failures >= 1
+
+
+def test_rows_the_database_refuses_are_dropped_not_retried_forever(database_url):
+    """A batch refused for its content (not an outage) must not block later events."""
+    from authsvc.audit.service import AuditLog
+    from authsvc.db import Database
+
+    db = Database(database_url)
+    try:
+        log = AuditLog(db)
+        # A value longer than the column allows: Postgres refuses it (DataError);
+        # SQLite accepts it, so there the batch is simply written.
+        log.record("x" * 500, target="refused")
+        first = log.flush()
+        log.record("sign_in", target="after-the-refused-one")
+        second = log.flush()
+        assert second == 1, "a later event was blocked behind the refused batch"
+        assert log.pending() == 0
+        if first == 0:
+            assert log.dropped == 1 and log.write_failures == 1
+    finally:
+        db.dispose()

@@ -153,10 +153,14 @@ class TestDelivery:
         assert w.run_once() == 0
         assert backend.calls == 3
 
-    def test_undecryptable_payload_fails_without_retry(self, email_db):
+    def test_undecryptable_payload_is_retried_then_given_up(self, email_db):
         id = enqueue(email_db, Outbox(PayloadCipher("a-different-secret-key")))
         backend, clock = RecordingBackend(), Clock()
-        assert worker(email_db, backend, clock).run_once() == 0
+        reader = worker(email_db, backend, clock, max_attempts=2)
+        assert reader.run_once() == 0
+        assert (row(email_db, id).status, row(email_db, id).attempts) == (QUEUED, 1)
+        clock.advance(hours=2)
+        assert reader.run_once() == 0
         stored = row(email_db, id)
         assert (stored.status, stored.payload) == (FAILED, None)
         assert backend.calls == 0
@@ -256,3 +260,23 @@ class TestPeriodic:
         count = len(calls)
         time.sleep(0.05)
         assert len(calls) == count  # stopped means stopped
+
+
+class TestWrongKey:
+    def test_an_instance_with_another_key_does_not_destroy_the_message(self, email_db, outbox):
+        """Mid key rotation (or one misconfigured instance), a worker that cannot read a
+        message retries it later instead of failing it: a worker with the key delivers."""
+        id = enqueue(email_db, outbox, to="rotation@example.com")
+        clock = Clock()
+        wrong = OutboxWorker(
+            email_db, PayloadCipher("another-secret-key-xyz"), RecordingBackend(), clock=clock
+        )
+        assert wrong.run_once() == 0
+        stored = row(email_db, id)
+        assert (stored.status, stored.attempts) == (QUEUED, 1)
+        assert stored.payload is not None  # still deliverable
+        clock.advance(hours=2)  # past the backoff
+        backend = RecordingBackend()
+        assert worker(email_db, backend, clock).run_once() == 1
+        assert [m.to for m in backend.sent] == ["rotation@example.com"]
+        assert row(email_db, id).status == SENT

@@ -79,10 +79,6 @@ class Listener:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    @property
-    def listening(self) -> bool:
-        return self._server is not None
-
     def open(self) -> None:
         self.loop.run(self._open())
 
@@ -106,6 +102,9 @@ class Listener:
         self._writers.clear()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._server is None:  # accepted just before ``close``, handled just after
+            _reset(writer)
+            return
         self._writers.add(writer)
         try:
             await self.serve(reader, writer)
@@ -132,6 +131,9 @@ class TcpProxy(Listener):
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        if writer.transport.is_closing():  # ``close`` ran while connecting
+            _reset(up_writer)
+            return
         self._writers.add(up_writer)
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
@@ -296,10 +298,11 @@ class CognitoProxy(Listener):
                 return
             if fault is not None and fault.mode == "latency":
                 await asyncio.sleep(fault.latency)
-            upstream = ("127.0.0.1", self.errors.port) if fault and fault.mode == "error" else None
-            if upstream is not None:
-                self.errors.error = fault.error  # type: ignore[union-attr]
-            response = await self._exchange(upstream or self.upstream, head, body)
+            upstream = self.upstream
+            if fault is not None and fault.mode == "error":
+                self.errors.error = fault.error
+                upstream = ("127.0.0.1", self.errors.port)
+            response = await self._exchange(upstream, head, body)
             if fault is not None and fault.mode == "reset":
                 _reset(writer)  # applied upstream, answer lost
                 return

@@ -181,6 +181,16 @@ class AuditLog:
                     with self.db.sessions() as session, session.begin():
                         AuditRepository(session).insert_many(batch)
                 except SQLAlchemyError as exc:
+                    if not isinstance(exc, UNAVAILABLE):
+                        # The database refused these rows themselves (not an outage):
+                        # retrying would block every later event behind them forever.
+                        with self._lock:
+                            self.dropped += len(batch)
+                        self.write_failures += 1
+                        log.error(
+                            "audit rows refused by the database, dropped: %s", type(exc).__name__
+                        )
+                        continue
                     with self._lock:
                         self._buffer.extendleft(reversed(batch))
                         overflow = len(self._buffer) - self._capacity

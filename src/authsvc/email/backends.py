@@ -100,7 +100,7 @@ class SesBackend:
             kwargs: dict[str, Any] = {
                 "region_name": settings.ses_region or settings.cognito_region,
                 "config": Config(
-                    retries={"mode": "standard", "max_attempts": 3},
+                    retries={"mode": "standard", "total_max_attempts": 3},
                     connect_timeout=3,
                     read_timeout=10,
                 ),

@@ -150,8 +150,11 @@ class OutboxWorker:
             )
             self.backend.send(message)
         except (DeliveryError, ValueError) as exc:
+            # A payload this instance cannot decrypt (ValueError: another AUTHSVC_SECRET_KEY,
+            # e.g. mid-rotation) is retried like a failed send: an instance with the right
+            # key may deliver it. Only running out of attempts gives up.
             retry_at = None
-            if attempts + 1 < self.max_attempts and not isinstance(exc, ValueError):
+            if attempts + 1 < self.max_attempts:
                 backoff = min(2 ** (attempts + 1), 3600) * random.uniform(0.5, 1.0)  # noqa: S311
                 retry_at = self.clock() + timedelta(seconds=backoff)
             log.warning(

@@ -35,11 +35,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@ $(VENV)/.installed-dev
 
-install: $(VENV)/.installed-dev
+# Everything `authsvc dev` and the tests need (the image installs only the package).
+install: $(VENV)/.installed-test
 
 install-test: $(VENV)/.installed-test
 
-run: install
+run: $(VENV)/.installed-dev
 	$(BIN)/authsvc dev --host $(HOST) --port $(PORT)
 
 lint: install-test

@@ -25,6 +25,8 @@ def decode(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, id = json.loads(raw)
+        if not isinstance(at, str) or not isinstance(id, str):
+            raise ValueError("cursor parts must be strings")
         return aware(datetime.fromisoformat(at)), uuid.UUID(id)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, AttributeError):
         raise errors.ValidationError("The cursor is not valid.") from None

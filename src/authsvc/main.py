@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -197,5 +198,15 @@ def create_app(
 
 
 def create_app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory`` (``authsvc serve`` with several workers)."""
-    return create_app(Settings())
+    """Factory for ``uvicorn --factory`` (``authsvc serve``). Each worker process configures
+    its own JSON logging: with several workers, uvicorn spawns fresh interpreters."""
+    from authsvc import logs
+
+    settings = Settings()
+    logs.configure(settings.log_level, json_lines=True)
+    if settings.email_backend == "console" and not settings.dev_mode:
+        logging.getLogger("authsvc.email").warning(
+            "AUTHSVC_EMAIL_BACKEND=console: emails (invitation links) are not delivered;"
+            " set smtp or ses"
+        )
+    return create_app(settings)

@@ -199,3 +199,34 @@ class TestChangePassword:
         response = client.post(CHANGE, json={"new_password": NEW_PASSWORD}, headers=tokens.bearer)
         body = assert_problem(response, 422, "validation_error")
         assert ["body", "current_password"] in [e["loc"] for e in body["errors"]]
+
+
+class TestPerUserCognitoLimitsDoNotEnumerate:
+    """Real Cognito limits resend/forgot per *existing* user (LimitExceededException):
+    answering that with 503 would tell which emails have accounts."""
+
+    def test_forgot_answers_the_usual_202_when_cognito_limits_the_user(self, client, outbox):
+        from botocore.exceptions import ClientError
+
+        gateway = client.app.state.authsvc.gateway
+        email = confirmed_user(client, outbox)
+        original = gateway.client.forgot_password
+
+        calls = []
+
+        def limited(**_kwargs):
+            calls.append(True)
+            raise ClientError(
+                {"Error": {"Code": "LimitExceededException", "Message": "Attempt limit exceeded"}},
+                "ForgotPassword",
+            )
+
+        gateway.client.forgot_password = limited
+        try:
+            real = client.post("/v1/auth/password/forgot", json={"email": email})
+        finally:
+            gateway.client.forgot_password = original
+        assert calls, "the limited Cognito call was not made: the test would prove nothing"
+        unknown = client.post("/v1/auth/password/forgot", json={"email": new_email()})
+        assert real.status_code == unknown.status_code == 202
+        assert real.json()["delivery"]["medium"] == unknown.json()["delivery"]["medium"]

@@ -105,14 +105,16 @@ EXPECTED: dict[tuple[str | None, str], tuple[type[errors.AuthSvcError], int, str
     (None, "InvalidParameterException"): (errors.ValidationError, 422, "validation_error"),
     (None, "GroupExistsException"): (errors.ConflictError, 409, "conflict"),
     (None, "ResourceNotFoundException"): (errors.NotFoundError, 404, "not_found"),
+    # per-user limits: 503 for the caller, but resend/forgot hide them (enumeration)
     (None, "LimitExceededException"): (
-        errors.UpstreamUnavailableError,
+        cognito_errors.PerUserLimitError,
         503,
         "upstream_unavailable",
     ),
     (None, "TooManyFailedAttemptsException"): (errors.RateLimitedError, 429, "rate_limited"),
+    # per-user limits: 503 for the caller, but resend/forgot hide them (enumeration)
     (None, "CodeDeliveryFailureException"): (
-        errors.UpstreamUnavailableError,
+        cognito_errors.PerUserLimitError,
         503,
         "upstream_unavailable",
     ),

@@ -390,3 +390,32 @@ def test_sign_out_reaches_another_instance_within_a_second(client, outbox, setti
         fresh = sign_in(client, email)
         assert _session(other, fresh.access_token).status_code == 200
     assert elapsed < 1.0, f"revocation took {elapsed:.3f}s to reach the other instance"
+
+
+def test_a_revocation_written_late_after_an_outage_reaches_the_others(db) -> None:
+    """A revokes X while its database is unreachable (kept in memory); meanwhile B has seen
+    a later revocation, so B's high-water mark is past X's revocation time. When A writes X
+    after the outage, B must still learn it: instances poll on when a row was *written*."""
+    now = int(time.time()) * SECOND
+    a = RevocationRegistry(db)
+    b = RevocationRegistry(db)
+    x, y = f"sub-{uuid.uuid4()}", f"sub-{uuid.uuid4()}"
+    x_token = claims_for(x, now // SECOND - 100)
+
+    real_db = a.db
+    a.db = Database(f"postgresql+psycopg://postgres@127.0.0.1:{closed_port()}/test")
+    a._clock_us = lambda: now - 60 * SECOND  # X was revoked a minute ago, during the outage
+    a.revoke(x)
+    assert a.unsaved_count() == 1 and a.is_revoked(x_token)
+    a.db.dispose()
+
+    RevocationRegistry(db).revoke(y)  # a later revocation elsewhere…
+    b.sync()  # …moves B's high-water mark past X's revocation time
+    assert not b.is_revoked(x_token)
+
+    a.db = real_db  # the database is back: A writes X, with its original revocation time
+    a._clock_us = lambda: time.time_ns() // 1000
+    a._flush_unsaved()
+    assert a.unsaved_count() == 0
+    b.sync()
+    assert b.is_revoked(x_token), "a revocation written after an outage never reached B"

@@ -137,25 +137,26 @@ class AdminService:
 
     def delete_user(self, username: str) -> str:
         sub = self.sub_of(username)
+        # Revoke locally first: no Cognito fault after this point can leave tokens alive.
+        self.revocations.revoke(sub)
         self.gateway.admin_user_global_sign_out(username)
         self.gateway.admin_delete_user(username)
-        self.revocations.revoke(sub)
         return sub
 
     def set_password(self, username: str, password: str, *, permanent: bool) -> str:
         self.pool.get().policy.check(password)
         sub = self.sub_of(username)
         self.gateway.admin_set_user_password(username, password, permanent=permanent)
-        self.gateway.admin_user_global_sign_out(username)
         self.revocations.revoke(sub)
+        self.gateway.admin_user_global_sign_out(username)
         return sub
 
     def disable(self, username: str) -> str:
         sub = self.sub_of(username)
         self.gateway.admin_disable_user(username)
+        self.revocations.revoke(sub)
         # Cognito lets a disabled user's refresh token work until revoked: revoke it.
         self.gateway.admin_user_global_sign_out(username)
-        self.revocations.revoke(sub)
         return sub
 
     def enable(self, username: str) -> None:
@@ -164,8 +165,8 @@ class AdminService:
 
     def sign_out(self, username: str) -> str:
         sub = self.sub_of(username)
-        self.gateway.admin_user_global_sign_out(username)
         self.revocations.revoke(sub)
+        self.gateway.admin_user_global_sign_out(username)
         return sub
 
     def add_to_group(self, username: str, group: str) -> None:
@@ -178,8 +179,8 @@ class AdminService:
         self._group_exists(group)
         self.gateway.admin_remove_user_from_group(username, group)
         # Tokens carry the groups they were issued with: make the user sign in again.
-        self.gateway.admin_user_global_sign_out(username)
         self.revocations.revoke(sub)
+        self.gateway.admin_user_global_sign_out(username)
 
     def disable_mfa(self, username: str) -> None:
         self.gateway.admin_get_user(username)

@@ -16,7 +16,7 @@ from authsvc.auth.schemas import (
     DeliveryResponse,
     TokenResult,
 )
-from authsvc.cognito.errors import AccountExistsError, UnknownUserError
+from authsvc.cognito.errors import AccountExistsError, PerUserLimitError, UnknownUserError
 from authsvc.cognito.gateway import CognitoGateway
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import AccessClaims
@@ -84,6 +84,10 @@ class AuthService:
         except (UnknownUserError, errors.ValidationError, errors.InvalidTokenError):
             # Unknown or already confirmed: answer as if a code was sent.
             pass
+        except PerUserLimitError:
+            # Only a real account can hit Cognito's per-user resend limit (5 an hour):
+            # answering it differently would tell which emails exist.
+            log.info("resend hit a per-user Cognito limit")
         return delivery_for(email)
 
     # -- sign-in ------------------------------------------------------------------------
@@ -121,8 +125,12 @@ class AuthService:
         return result
 
     def sign_out(self, claims: AccessClaims) -> None:
-        self.gateway.global_sign_out(claims.token)
+        # Revoke here first: whatever Cognito answers next, these tokens are dead.
         self.revocations.revoke(claims.sub)
+        try:
+            self.gateway.global_sign_out(claims.token)
+        except errors.InvalidTokenError:
+            pass  # Cognito had already revoked it: signed out all the same
 
     # -- passwords ----------------------------------------------------------------------
 
@@ -136,26 +144,32 @@ class AuthService:
             errors.ValidationError,
         ):
             pass
+        except PerUserLimitError:
+            # Cognito's per-user limits (LimitExceeded, code delivery) exist only for real
+            # accounts: answering them differently would tell which emails exist.
+            log.info("forgot-password hit a per-user Cognito limit")
         return delivery_for(email)
 
     def reset_password(self, email: str, code: str, new_password: str) -> None:
         self.pool.get().policy.check(new_password)
         self.gateway.confirm_forgot_password(email, code, new_password)
-        # A reset means the old password may be known to someone else: end every session.
+        # A reset means the old password may be known to someone else: end every session,
+        # locally first (that cannot be lost to a Cognito fault), then at Cognito.
         try:
             user = self.gateway.admin_get_user(email)
         except UnknownUserError:
             return
-        self.gateway.admin_user_global_sign_out(user["Username"])
         sub = next((a["Value"] for a in user.get("UserAttributes", []) if a["Name"] == "sub"), None)
         self.revocations.revoke(sub or user["Username"])
+        self.gateway.admin_user_global_sign_out(user["Username"])
 
     def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
         self.pool.get().policy.check(new)
         self.gateway.change_password(claims.token, current, new)
-        # Every other session dies with the old password (refresh tokens included).
-        self.gateway.global_sign_out(claims.token)
+        # Every session dies with the old password: locally first (that cannot be lost to a
+        # Cognito fault), then the refresh tokens at Cognito.
         self.revocations.revoke(claims.sub)
+        self.gateway.global_sign_out(claims.token)
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -39,6 +39,15 @@ class UserAlreadyConfirmedError(errors.InvalidCodeError):
     """Confirming an already confirmed user; reads like any bad code."""
 
 
+class PerUserLimitError(errors.UpstreamUnavailableError):
+    """A limit Cognito keeps per user (LimitExceeded, code delivery): a fault for the caller,
+    but flows that must not reveal whether an account exists answer as usual instead."""
+
+
+def _per_user() -> errors.AuthSvcError:
+    return PerUserLimitError("The identity provider is busy; retry later.")
+
+
 def _limited() -> errors.AuthSvcError:
     return errors.RateLimitedError(60, "Too many attempts for this account; retry later.")
 
@@ -90,9 +99,9 @@ TABLE: dict[tuple[str | None, str], Factory] = {
     (None, "GroupExistsException"): errors.ConflictError,
     (None, "ResourceNotFoundException"): errors.NotFoundError,
     # Cognito throttling (per account or per user): a fault upstream, not our local limit.
-    (None, "LimitExceededException"): _unavailable,
+    (None, "LimitExceededException"): _per_user,
     (None, "TooManyFailedAttemptsException"): _limited,
-    (None, "CodeDeliveryFailureException"): _unavailable,
+    (None, "CodeDeliveryFailureException"): _per_user,
     (None, "TooManyRequestsException"): _unavailable,
     (None, "InternalErrorException"): _unavailable,
     (None, "ServiceUnavailable"): _unavailable,

@@ -50,7 +50,14 @@ def from_attribute_list(items: list[dict[str, str]]) -> dict[str, str]:
 # that took effect (and then fail on its own consequence). These are sent once; on a fault
 # the gateway checks whether they took effect before sending them again.
 NON_IDEMPOTENT = frozenset(
-    {"sign_up", "confirm_sign_up", "admin_create_user", "confirm_forgot_password"}
+    {
+        "sign_up",
+        "confirm_sign_up",
+        "admin_create_user",
+        "confirm_forgot_password",
+        "change_password",
+        "admin_delete_user",
+    }
 )
 
 
@@ -358,9 +365,22 @@ class CognitoGateway:
         )
 
     def change_password(self, access_token: str, current: str, new: str) -> None:
-        self._call(
+        def took_effect() -> dict[str, Any] | None:
+            # The new password works: the change happened.
+            user = self._call("get_user", "get_user", AccessToken=access_token)
+            email = from_attribute_list(user.get("UserAttributes", [])).get("email")
+            if not email:
+                return None
+            try:
+                self.sign_in(email, new)
+            except (errors.InvalidCredentialsError, errors.UserNotConfirmedError):
+                return None
+            return {}
+
+        self._checked(
             "change_password",
             "change_password",
+            took_effect,
             AccessToken=access_token,
             PreviousPassword=current,
             ProposedPassword=new,
@@ -437,8 +457,15 @@ class CognitoGateway:
         )
 
     def admin_delete_user(self, username: str) -> None:
-        self._call(
-            "admin_delete_user", "admin_delete_user", UserPoolId=self.pool_id, Username=username
+        def took_effect() -> dict[str, Any] | None:
+            return {} if self._user_status(username) is None else None
+
+        self._checked(
+            "admin_delete_user",
+            "admin_delete_user",
+            took_effect,
+            UserPoolId=self.pool_id,
+            Username=username,
         )
 
     def get_group(self, group: str) -> dict[str, Any]:

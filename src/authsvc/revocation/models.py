@@ -13,8 +13,15 @@ class TokenRevocation(Base):
 
     sub: Mapped[str] = mapped_column(String(128), primary_key=True)
     revoked_at_us: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # When the row was last written (µs): what instances poll on. A revocation held in
+    # memory through a database outage is written late with its original revoked_at_us,
+    # and must still be picked up.
+    recorded_at_us: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
-    __table_args__ = (Index("ix_token_revocation_revoked_at_us", "revoked_at_us"),)
+    __table_args__ = (
+        Index("ix_token_revocation_revoked_at_us", "revoked_at_us"),
+        Index("ix_token_revocation_recorded_at_us", "recorded_at_us"),
+    )
 
 
 class TokenAllowance(Base):

@@ -12,24 +12,28 @@ class RevocationRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def upsert(self, sub: str, revoked_at_us: int) -> None:
+    def upsert(self, sub: str, revoked_at_us: int, recorded_at_us: int) -> None:
         row = self.session.get(TokenRevocation, sub)
         if row is None:
-            self.session.add(TokenRevocation(sub=sub, revoked_at_us=revoked_at_us))
+            self.session.add(
+                TokenRevocation(sub=sub, revoked_at_us=revoked_at_us, recorded_at_us=recorded_at_us)
+            )
         elif row.revoked_at_us < revoked_at_us:
             row.revoked_at_us = revoked_at_us
+            row.recorded_at_us = recorded_at_us
 
     def get(self, sub: str) -> int | None:
         row = self.session.get(TokenRevocation, sub)
         return row.revoked_at_us if row else None
 
-    def changed_since(self, revoked_at_us: int) -> list[tuple[str, int]]:
+    def changed_since(self, recorded_at_us: int) -> list[tuple[str, int, int]]:
+        """(sub, revoked_at_us, recorded_at_us) of rows written after ``recorded_at_us``."""
         rows = self.session.execute(
-            select(TokenRevocation.sub, TokenRevocation.revoked_at_us).where(
-                TokenRevocation.revoked_at_us > revoked_at_us
-            )
+            select(
+                TokenRevocation.sub, TokenRevocation.revoked_at_us, TokenRevocation.recorded_at_us
+            ).where(TokenRevocation.recorded_at_us > recorded_at_us)
         )
-        return [(sub, at) for sub, at in rows]
+        return [(sub, at, recorded) for sub, at, recorded in rows]
 
     def allow(self, jti: str, sub: str, issued_after_us: int, expires_at: int) -> None:
         if self.session.get(TokenAllowance, jti) is None:

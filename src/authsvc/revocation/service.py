@@ -120,13 +120,14 @@ class RevocationRegistry:
             return
         learnt: list[tuple[str, int]] = []
         with self._lock:
-            for sub, at in rows:
+            for sub, at, recorded in rows:
                 if at > self._revoked.get(sub, 0):
                     self._revoked[sub] = at
                     learnt.append((sub, at))
-                # A row stamped in the future (a writer whose clock runs ahead) must not
-                # move the mark past now: later rows from correct clocks would be missed.
-                self._high_water = max(self._high_water, min(at, now))
+                # The mark follows when rows were *written*. A row stamped in the future (a
+                # writer whose clock runs ahead) must not move it past now: later rows from
+                # correct clocks would be missed.
+                self._high_water = max(self._high_water, min(recorded, now))
         for sub, at in learnt:
             self._allow_recent(sub, at)
 
@@ -167,7 +168,7 @@ class RevocationRegistry:
     def _persist(self, sub: str, at: int) -> bool:
         try:
             with self.db.sessions() as session, session.begin():
-                RevocationRepository(session).upsert(sub, at)
+                RevocationRepository(session).upsert(sub, at, self._clock_us())
             return True
         except SQLAlchemyError as exc:
             log.warning(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
 import authsvc.models  # noqa: F401  (registers every table on Base.metadata)
 from authsvc.db import Base, make_engine
@@ -19,6 +19,11 @@ def _url() -> str:
     if not url:
         raise RuntimeError("AUTHSVC_DATABASE_URL is not set")
     return str(url)
+
+
+# Several tasks may start at once (`authsvc migrate && authsvc serve` in each container):
+# on Postgres they take turns on this advisory lock, and the later ones find nothing to do.
+MIGRATION_LOCK_ID = 0x617574687376  # "authsv"
 
 
 def _configure(connection: Connection) -> None:
@@ -46,9 +51,18 @@ def run_migrations_online() -> None:
     engine = make_engine(_url())
     try:
         with engine.connect() as conn:
-            _configure(conn)
-            with context.begin_transaction():
-                context.run_migrations()
+            postgres = conn.dialect.name == "postgresql"
+            if postgres:
+                conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+                conn.commit()
+            try:
+                _configure(conn)
+                with context.begin_transaction():
+                    context.run_migrations()
+            finally:
+                if postgres:
+                    conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+                    conn.commit()
     finally:
         engine.dispose()
 

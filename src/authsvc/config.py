@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     rate_limit_sign_in_failures: str = "10/15 minutes;100/hour"
     rate_limit_email_ip: str = "30/5 minutes"
     rate_limit_email_identifier: str = "5/15 minutes"
+    # Forgot-password has its own bucket: sign-up or resend spam must not block a reset.
+    rate_limit_forgot_identifier: str = "5/15 minutes"
     rate_limit_verify_ip: str = "30/5 minutes"
     rate_limit_code_failures: str = "5/hour"
     # Sign-up codes live 24 h (reset codes 1 h): five wrong ones per day, then a new code.
@@ -130,6 +132,7 @@ class Settings(BaseSettings):
         "rate_limit_sign_in_failures",
         "rate_limit_email_ip",
         "rate_limit_email_identifier",
+        "rate_limit_forgot_identifier",
         "rate_limit_verify_ip",
         "rate_limit_code_failures",
         "rate_limit_sign_up_code_failures",

@@ -321,3 +321,34 @@ class TestAuthorization:
         # Nothing changed behind the refusal.
         row = client.get(f"{INVITATIONS}/{existing_id}", headers=admin.bearer).json()
         assert row["status"] == "pending"
+
+
+class TestRevokeAfterAPartialAcceptance:
+    def test_revoke_refuses_when_the_invitee_already_has_a_working_account(
+        self, client, admin, cognito
+    ):
+        """The saga got as far as setting the password, then failed: revoking would leave a
+        live account (perhaps an admin) that the ledger no longer links to."""
+        from tests.invitations.support import set_row
+
+        email = new_email("partial")
+        created = invite(client, admin, email, groups=["admin"])
+        assert created.status_code == 201, created.text
+        pool = cognito.pool.user_pool_id
+        user = cognito.client.admin_create_user(
+            UserPoolId=pool,
+            Username=email,
+            MessageAction="SUPPRESS",
+            TemporaryPassword="Temp0rary!pw",
+            UserAttributes=[
+                {"Name": "email", "Value": email},
+                {"Name": "family_name", "Value": "X"},
+            ],
+        )["User"]
+        sub = next(a["Value"] for a in user["Attributes"] if a["Name"] == "sub")
+        cognito.client.admin_set_user_password(
+            UserPoolId=pool, Username=email, Password="Chosen!pass1", Permanent=True
+        )
+        set_row(client, created.json()["id"], user_sub=sub)
+        response = client.delete(f"/v1/invitations/{created.json()['id']}", headers=admin.bearer)
+        assert_problem(response, 409, "conflict")

@@ -359,7 +359,12 @@ def test_per_identifier_limit_counts_across_addresses(path: str, cognito, databa
             return {"email": email, "password": PASSWORD, "family_name": "Tester"}
         return {"email": email}
 
-    with limited_app(cognito, database_url, rate_limit_email_identifier=f"{SMALL}/minute") as app:
+    with limited_app(
+        cognito,
+        database_url,
+        rate_limit_email_identifier=f"{SMALL}/minute",
+        rate_limit_forgot_identifier=f"{SMALL}/minute",
+    ) as app:
         # For resend, the case where a code really goes out: an unconfirmed account.
         known = unconfirmed_user(cognito) if path == RESEND else direct_user(cognito)
         unknown = new_email()
@@ -597,6 +602,20 @@ def test_defaults_cover_every_rule_the_issue_names():
         "rate_limit_invitation_ip",
     ):
         assert parse_many(getattr(defaults, setting)), setting
+
+
+def test_sign_up_and_resend_spam_cannot_block_a_password_reset(cognito, database_url):
+    """An attacker spending the victim's sign-up/resend budget leaves forgot-password alone
+    (the victim of a sign-in lockout must still be able to reset)."""
+    with limited_app(cognito, database_url, rate_limit_email_identifier=f"{SMALL}/minute") as app:
+        victim = direct_user(cognito)
+        for _ in range(SMALL):
+            app.peer(random_ip()).post(RESEND, json={"email": victim})
+        assert_limited(
+            app.peer(random_ip()).post(RESEND, json={"email": victim}), max_retry_after=60
+        )
+        forgot = app.peer(random_ip()).post(FORGOT, json={"email": victim})
+        assert forgot.status_code == 202, forgot.text
 
 
 # --------------------------------------------------------------------------- client address

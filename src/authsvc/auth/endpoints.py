@@ -262,7 +262,7 @@ def forgot_password(
 ) -> DeliveryResponse:
     with audit.track("password_reset_requested", ctx, target=body.email):
         limits.hit("email_ip", ctx.ip)
-        limits.hit("email_identifier", body.email)
+        limits.hit("forgot_identifier", body.email)
         delivery = auth.forgot_password(body.email)
         limits.reset("code_failures", f"reset:{body.email}")  # a new code, new tries
         return delivery

@@ -215,6 +215,18 @@ class InvitationService:
             raise errors.ConflictError("The invitation was accepted: disable the user instead.")
         if invitation.claimed_until is not None and aware(invitation.claimed_until) > now:
             raise errors.ConflictError("The invitation is being accepted; retry shortly.")
+        if invitation.user_sub is not None:
+            # An earlier acceptance got as far as a working account (its password is set):
+            # revoking the ledger row would leave that account unlinked but alive.
+            existing = self._user_or_none(invitation.email)
+            if (
+                existing is not None
+                and _sub_of(existing) == invitation.user_sub
+                and existing.get("UserStatus") != "FORCE_CHANGE_PASSWORD"
+            ):
+                raise errors.ConflictError(
+                    "The invitee's account already exists: disable or delete the user instead."
+                )
         invitation.status = REVOKED
         invitation.revoked_at = now
         invitation.updated_at = now
@@ -369,13 +381,29 @@ class InvitationService:
                     counts["released"] += 1
         for id, email, user_sub in orphans:
             existing = self._user_or_none(email)
+            ours = existing is not None and _sub_of(existing) == user_sub
             if (
-                existing
-                and _sub_of(existing) == user_sub
-                and existing.get("UserStatus") == "FORCE_CHANGE_PASSWORD"
+                ours
+                and existing is not None
+                and existing.get("UserStatus") != "FORCE_CHANGE_PASSWORD"
             ):
+                # The invitee did set a password before the invitation lapsed: that is an
+                # acceptance. (A revoked one is left for an admin: the account stays linked.)
+                with self.db.sessions() as session, session.begin():
+                    row = InvitationRepository(session).get(id)
+                    if row is not None and row.status == EXPIRED:
+                        row.status, row.accepted_at = ACCEPTED, utcnow()
+                        counts["accepted"] += 1
+                    elif row is not None:
+                        log.warning(
+                            "revoked invitation with a live account",
+                            extra={"invitation_id": str(id)},
+                        )
+                continue
+            if ours and existing is not None:
                 self.gateway.admin_delete_user(existing["Username"])
                 counts["users_deleted"] += 1
+            # Deleted now, or gone already: the row no longer points at anyone.
             with self.db.sessions() as session, session.begin():
                 row = InvitationRepository(session).get(id)
                 if row is not None and row.status in (REVOKED, EXPIRED):

@@ -77,6 +77,7 @@ class RevocationRegistry:
         self._issued_after: dict[str, int] = {}
         self._recent: deque[_Issued] = deque()
         self._unsaved: dict[str, int] = {}
+        self._no_allowance: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -255,12 +256,23 @@ class RevocationRegistry:
         known = self._issued_after.get(claims.jti)
         if known is not None:
             return known
+        # A token found without an allowance is not looked up again for a moment: a client
+        # retrying such a token must not put a database round trip (or, in an outage, a
+        # connect timeout) on every request. An allowance is only ever written before its
+        # token is handed out, or by the poller within its interval, so this cannot hide one
+        # for longer than the poll would.
+        if self._no_allowance.get(claims.jti, 0.0) > time.monotonic():
+            return None
         try:
             with self.db.sessions() as session:
                 known = RevocationRepository(session).issued_after(claims.jti, claims.sub)
         except SQLAlchemyError:
-            return None
-        if known is not None:
-            with self._lock:
+            known = None
+        with self._lock:
+            if known is not None:
                 self._issued_after[claims.jti] = known
+            else:
+                if len(self._no_allowance) > 10_000:
+                    self._no_allowance.clear()
+                self._no_allowance[claims.jti] = time.monotonic() + self.poll_interval
         return known

@@ -55,6 +55,7 @@ class RateLimits:
         "sign_in_failures": "rate_limit_sign_in_failures",
         "email_ip": "rate_limit_email_ip",
         "email_identifier": "rate_limit_email_identifier",
+        "forgot_identifier": "rate_limit_forgot_identifier",
         "verify_ip": "rate_limit_verify_ip",
         "code_failures": "rate_limit_code_failures",
         "sign_up_code_failures": "rate_limit_sign_up_code_failures",

@@ -19,10 +19,17 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("token_revocation", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("recorded_at_us", sa.BigInteger(), nullable=True))
+        # A server default: during a rolling deploy, tasks still running the previous release
+        # insert rows without this column (they then read as 0, and are found by their
+        # revoked_at_us instead).
+        batch_op.add_column(
+            sa.Column("recorded_at_us", sa.BigInteger(), nullable=True, server_default="0")
+        )
     op.execute("UPDATE token_revocation SET recorded_at_us = revoked_at_us")
     with op.batch_alter_table("token_revocation", schema=None) as batch_op:
-        batch_op.alter_column("recorded_at_us", existing_type=sa.BigInteger(), nullable=False)
+        batch_op.alter_column(
+            "recorded_at_us", existing_type=sa.BigInteger(), nullable=False, server_default="0"
+        )
         batch_op.create_index(
             "ix_token_revocation_recorded_at_us", ["recorded_at_us"], unique=False
         )

@@ -136,9 +136,12 @@ def create_app(
             settings.reconcile_interval_seconds,
         )
         reconciler.start()
+        sign_outs = Periodic("cognito-sign-out-retry", state.auth.retry_pending_sign_outs, 5.0)
+        sign_outs.start()
         try:
             yield
         finally:
+            sign_outs.stop()
             reconciler.stop()
             state.outbox_worker.stop()
             state.audit.stop()

@@ -72,3 +72,37 @@ class TestSignOut:
     def test_garbage_token_is_invalid_token(self, client):
         response = client.post(SIGN_OUT, headers={"Authorization": "Bearer garbage"})
         assert_problem(response, 401, "invalid_token")
+
+
+class TestSignOutWhileCognitoFails:
+    def test_refresh_tokens_are_revoked_once_cognito_is_back(self, client, outbox):
+        """The local revocation kills the access token at once; the Cognito sign-out that
+        failed is retried until it goes through, so the refresh token dies too."""
+        from botocore.exceptions import ClientError
+
+        from tests.helpers import signed_in_user
+
+        state = client.app.state.authsvc
+        _, tokens = signed_in_user(client, outbox)
+
+        def failing(**_kwargs):
+            raise ClientError(
+                {"Error": {"Code": "InternalErrorException", "Message": "boom"}}, "GlobalSignOut"
+            )
+
+        cognito_client = state.gateway.client
+        saved = (cognito_client.global_sign_out, cognito_client.admin_user_global_sign_out)
+        cognito_client.global_sign_out = failing
+        cognito_client.admin_user_global_sign_out = failing
+        try:
+            response = client.post("/v1/auth/sign-out", headers=tokens.bearer)
+            assert response.status_code == 204, response.text
+            assert client.get("/v1/auth/session", headers=tokens.bearer).status_code == 401
+            assert state.auth.retry_pending_sign_outs() == 0  # still down: stays queued
+        finally:
+            cognito_client.global_sign_out, cognito_client.admin_user_global_sign_out = saved
+        # (The app's own retry loop may get there first: what matters is that it went through.)
+        state.auth.retry_pending_sign_outs()
+        assert not state.auth._pending_sign_outs
+        refresh = client.post("/v1/auth/refresh", json={"refresh_token": tokens.refresh_token})
+        assert refresh.status_code == 401, refresh.text

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 import logging
+import threading
 from typing import Any
 
 from authsvc import errors
@@ -50,6 +51,8 @@ class AuthService:
         self.gateway = gateway
         self.pool = pool
         self.revocations = revocations
+        self._pending_sign_outs: set[str] = set()
+        self._pending_lock = threading.Lock()
 
     # -- sign-up ------------------------------------------------------------------------
 
@@ -127,10 +130,43 @@ class AuthService:
     def sign_out(self, claims: AccessClaims) -> None:
         # Revoke here first: whatever Cognito answers next, these tokens are dead.
         self.revocations.revoke(claims.sub)
+        self.end_cognito_sessions(claims.username, access_token=claims.token)
+
+    def end_cognito_sessions(self, username: str, *, access_token: str | None = None) -> None:
+        """Revoke the user's refresh tokens at Cognito. If Cognito cannot be reached now, the
+        sign-out is retried in the background (``retry_pending_sign_outs``) until it can:
+        the access tokens are already dead locally, and the refresh tokens must follow."""
+        if access_token is not None:
+            try:
+                self.gateway.global_sign_out(access_token)
+                return
+            except errors.AuthSvcError:
+                pass  # revoked at Cognito already, or a fault: the admin call covers both
         try:
-            self.gateway.global_sign_out(claims.token)
-        except errors.InvalidTokenError:
-            pass  # Cognito had already revoked it: signed out all the same
+            self.gateway.admin_user_global_sign_out(username)
+        except errors.NotFoundError:
+            return  # no such user any more: nothing left to sign out
+        except errors.AuthSvcError as exc:
+            with self._pending_lock:
+                self._pending_sign_outs.add(username)
+            log.warning("Cognito sign-out queued for retry: %s", exc.code)
+
+    def retry_pending_sign_outs(self) -> int:
+        """Run by a background loop; returns how many queued sign-outs went through."""
+        with self._pending_lock:
+            pending = list(self._pending_sign_outs)
+        done = 0
+        for username in pending:
+            try:
+                self.gateway.admin_user_global_sign_out(username)
+            except errors.NotFoundError:
+                pass
+            except errors.AuthSvcError:
+                continue
+            with self._pending_lock:
+                self._pending_sign_outs.discard(username)
+            done += 1
+        return done
 
     # -- passwords ----------------------------------------------------------------------
 
@@ -161,7 +197,7 @@ class AuthService:
             return
         sub = next((a["Value"] for a in user.get("UserAttributes", []) if a["Name"] == "sub"), None)
         self.revocations.revoke(sub or user["Username"])
-        self.gateway.admin_user_global_sign_out(user["Username"])
+        self.end_cognito_sessions(user["Username"])
 
     def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
         self.pool.get().policy.check(new)
@@ -169,7 +205,7 @@ class AuthService:
         # Every session dies with the old password: locally first (that cannot be lost to a
         # Cognito fault), then the refresh tokens at Cognito.
         self.revocations.revoke(claims.sub)
-        self.gateway.global_sign_out(claims.token)
+        self.end_cognito_sessions(claims.username, access_token=claims.token)
 
     # -- helpers ------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from authsvc import errors, metrics
 from authsvc.cognito.budget import BudgetExhaustedError, CognitoBudget
-from authsvc.cognito.errors import translate, translate_param_error
+from authsvc.cognito.errors import PerUserLimitError, translate, translate_param_error
 from authsvc.config import Settings
 
 log = logging.getLogger("authsvc.cognito")
@@ -194,8 +194,8 @@ class CognitoGateway:
         for attempt in range(attempts):
             try:
                 return self._call(operation, method, **kwargs)
-            except BudgetExhaustedError:
-                raise
+            except (BudgetExhaustedError, PerUserLimitError):
+                raise  # a definite refusal, not an unclear outcome: nothing to look for
             except errors.UpstreamUnavailableError:
                 if attempt + 1 >= attempts:
                     raise
@@ -366,7 +366,9 @@ class CognitoGateway:
 
     def change_password(self, access_token: str, current: str, new: str) -> None:
         def took_effect() -> dict[str, Any] | None:
-            # The new password works: the change happened.
+            # The new password works: the change happened. (Unless it is the old one.)
+            if new == current:
+                return None
             user = self._call("get_user", "get_user", AccessToken=access_token)
             email = from_attribute_list(user.get("UserAttributes", [])).get("email")
             if not email:

@@ -141,6 +141,9 @@ class InvitationRepository:
             self.session.scalars(
                 select(Invitation)
                 .where(Invitation.status.in_((REVOKED, EXPIRED)), Invitation.user_sub.is_not(None))
+                # Least recently looked at first: rows left as they are (a revoked invitation
+                # whose account is live) get their updated_at bumped and go to the back.
+                .order_by(Invitation.updated_at)
                 .limit(limit)
             )
         )

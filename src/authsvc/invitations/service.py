@@ -395,6 +395,7 @@ class InvitationService:
                         row.status, row.accepted_at = ACCEPTED, utcnow()
                         counts["accepted"] += 1
                     elif row is not None:
+                        row.updated_at = utcnow()  # to the back of the queue
                         log.warning(
                             "revoked invitation with a live account",
                             extra={"invitation_id": str(id)},

@@ -16,7 +16,7 @@ class TokenRevocation(Base):
     # When the row was last written (µs): what instances poll on. A revocation held in
     # memory through a database outage is written late with its original revoked_at_us,
     # and must still be picked up.
-    recorded_at_us: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    recorded_at_us: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
     __table_args__ = (
         Index("ix_token_revocation_revoked_at_us", "revoked_at_us"),

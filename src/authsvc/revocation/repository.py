@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from authsvc.revocation.models import TokenAllowance, TokenRevocation
@@ -31,7 +31,14 @@ class RevocationRepository:
         rows = self.session.execute(
             select(
                 TokenRevocation.sub, TokenRevocation.revoked_at_us, TokenRevocation.recorded_at_us
-            ).where(TokenRevocation.recorded_at_us > recorded_at_us)
+            ).where(
+                # revoked_at_us too: a task of the previous release (rolling deploy) writes
+                # rows without recorded_at_us.
+                or_(
+                    TokenRevocation.recorded_at_us > recorded_at_us,
+                    TokenRevocation.revoked_at_us > recorded_at_us,
+                )
+            )
         )
         return [(sub, at, recorded) for sub, at, recorded in rows]
 

@@ -129,6 +129,13 @@ class InternalError(AuthSvcError):
     pass
 
 
+# What routes document, in groups (problems.responses(*AUTH, ...)).
+AUTH: tuple[type[AuthSvcError], ...] = (NotAuthenticatedError, InvalidTokenError)
+ADMIN: tuple[type[AuthSvcError], ...] = (*AUTH, ForbiddenError)
+UPSTREAM: tuple[type[AuthSvcError], ...] = (UpstreamUnavailableError, UpstreamError)
+# Cognito-backed self-service calls can also meet a limit (ours or Cognito's per-user one).
+LIMITED_UPSTREAM: tuple[type[AuthSvcError], ...] = (*UPSTREAM, RateLimitedError)
+
 ALL_ERRORS: tuple[type[AuthSvcError], ...] = (
     ValidationError,
     InvalidPasswordError,

@@ -12,8 +12,8 @@ from authsvc.problems import responses
 
 router = APIRouter(prefix="/v1/admin/users", tags=["admin"])
 
-_ADMIN = (errors.NotAuthenticatedError, errors.InvalidTokenError, errors.ForbiddenError)
-_UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError)
+_ADMIN = errors.ADMIN
+_UPSTREAM = errors.UPSTREAM
 
 
 async def get_admin_service(state: StateDep) -> AdminService:

@@ -16,7 +16,7 @@ from typing import Any
 from authsvc import errors
 from authsvc.admin import schemas
 from authsvc.cognito.errors import UnknownUserError
-from authsvc.cognito.gateway import CognitoGateway, from_attribute_list
+from authsvc.cognito.gateway import CognitoGateway, from_attribute_list, user_sub
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.profile.service import profile_fields
 from authsvc.revocation.service import RevocationRegistry
@@ -109,10 +109,7 @@ class AdminService:
         )
 
     def sub_of(self, username: str) -> str:
-        user = self.gateway.admin_get_user(username)
-        return from_attribute_list(user.get("UserAttributes", [])).get("sub") or str(
-            user["Username"]
-        )
+        return user_sub(self.gateway.admin_get_user(username))
 
     # -- writes -------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from authsvc.schemas import Timestamp
 
 router = APIRouter(prefix="/v1/admin/audit-events", tags=["admin"])
 
-_ADMIN = (errors.NotAuthenticatedError, errors.InvalidTokenError, errors.ForbiddenError)
+_ADMIN = errors.ADMIN
 ActionName = Annotated[str, Query(pattern=r"^[a-z_]{1,64}$")]
 
 

@@ -33,7 +33,7 @@ from authsvc.problems import responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
-_UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError, errors.RateLimitedError)
+_UPSTREAM = errors.LIMITED_UPSTREAM
 _CODE_FAILURES = (errors.InvalidCodeError, errors.ExpiredCodeError)
 _TOKEN_HEADERS: dict[str, Any] = {
     "Cache-Control": {"description": "no-store", "schema": {"type": "string"}}

@@ -18,9 +18,9 @@ from authsvc.auth.schemas import (
     TokenResult,
 )
 from authsvc.cognito.errors import AccountExistsError, PerUserLimitError, UnknownUserError
-from authsvc.cognito.gateway import CognitoGateway
+from authsvc.cognito.gateway import CognitoGateway, user_sub
 from authsvc.cognito.pool import PoolInfoCache
-from authsvc.cognito.tokens import AccessClaims
+from authsvc.cognito.tokens import AccessClaims, unverified_claims
 from authsvc.revocation.service import RevocationRegistry
 
 log = logging.getLogger("authsvc.auth")
@@ -195,8 +195,7 @@ class AuthService:
             user = self.gateway.admin_get_user(email)
         except UnknownUserError:
             return
-        sub = next((a["Value"] for a in user.get("UserAttributes", []) if a["Name"] == "sub"), None)
-        self.revocations.revoke(sub or user["Username"])
+        self.revocations.revoke(user_sub(user))
         self.end_cognito_sessions(user["Username"])
 
     def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
@@ -264,8 +263,7 @@ def token_subject(access_token: str) -> str:
 
 
 def _claim(token: str, name: str) -> str:
-    payload = token.split(".")[1]
-    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    data = unverified_claims(token)
     return str(data.get(name) or data.get("sub"))
 
 

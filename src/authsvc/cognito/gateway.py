@@ -66,6 +66,12 @@ def backoff(attempt: int, base: float = 0.1, cap: float = 2.0) -> float:
     return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - not for secrets
 
 
+def user_sub(user: Mapping[str, Any]) -> str:
+    """The ``sub`` of a user as admin_get_user / admin_create_user / list_users return it."""
+    attributes = from_attribute_list(user.get("UserAttributes") or user.get("Attributes") or [])
+    return attributes.get("sub") or str(user["Username"])
+
+
 def make_client(settings: Settings, *, max_attempts: int | None = None) -> Any:
     # botocore's "max_attempts" counts retries after the first request (3 would send 4, and
     # 1 would resend a non-idempotent call once, blindly); "total_max_attempts" counts them all.
@@ -255,8 +261,10 @@ class CognitoGateway:
             user = self._user_status(email)
             if user is None:
                 return None
-            sub = from_attribute_list(user.get("UserAttributes", [])).get("sub", user["Username"])
-            return {"UserConfirmed": user.get("UserStatus") == "CONFIRMED", "UserSub": sub}
+            return {
+                "UserConfirmed": user.get("UserStatus") == "CONFIRMED",
+                "UserSub": user_sub(user),
+            }
 
         return self._checked(
             "sign_up",

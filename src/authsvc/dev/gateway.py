@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authsvc import errors
+from authsvc.auth.service import mask_email
 from authsvc.cognito.errors import UnknownUserError
 from authsvc.cognito.gateway import Attributes, CognitoGateway, from_attribute_list
 from authsvc.config import Settings
@@ -38,13 +39,6 @@ class _Code:
 
 def new_code() -> str:
     return f"{secrets.randbelow(1_000_000):06d}"
-
-
-def _mask(email: str) -> str:
-    local, _, domain = email.partition("@")
-    return f"{local[:1]}***@{domain[:1]}***" + (
-        f".{domain.rsplit('.', 1)[1]}" if "." in domain else ""
-    )
 
 
 class DevCognitoGateway(CognitoGateway):
@@ -81,9 +75,13 @@ class DevCognitoGateway(CognitoGateway):
         user = self._find(email)
         if user is None or user.get("UserStatus") != "UNCONFIRMED":
             # Cognito with PreventUserExistenceErrors answers as if it had sent a code.
-            return {"CodeDeliveryDetails": {"Destination": _mask(email), "DeliveryMedium": "EMAIL"}}
+            return {
+                "CodeDeliveryDetails": {"Destination": mask_email(email), "DeliveryMedium": "EMAIL"}
+            }
         self._send_sign_up_code(email)
-        return {"CodeDeliveryDetails": {"Destination": _mask(email), "DeliveryMedium": "EMAIL"}}
+        return {
+            "CodeDeliveryDetails": {"Destination": mask_email(email), "DeliveryMedium": "EMAIL"}
+        }
 
     def confirm_sign_up(self, email: str, code: str) -> None:
         self._check(self._sign_up, email, code)

@@ -26,8 +26,8 @@ router = APIRouter(prefix="/v1/invitations", tags=["invitations"])
 # Paths take `{invitation_id:uuid}`: only a UUID selects the admin routes below, so e.g.
 # `GET /v1/invitations/lookup` is 405 (a POST-only path), not an admin route asking for a token.
 
-_ADMIN = (errors.NotAuthenticatedError, errors.InvalidTokenError, errors.ForbiddenError)
-_UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError)
+_ADMIN = errors.ADMIN
+_UPSTREAM = errors.UPSTREAM
 _LIMITED = (errors.RateLimitedError,)
 
 

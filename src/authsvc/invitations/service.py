@@ -35,6 +35,7 @@ from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import AuthService
 from authsvc.cognito.errors import AccountExistsError, UnknownUserError
 from authsvc.cognito.gateway import CognitoGateway, from_attribute_list
+from authsvc.cognito.gateway import user_sub as sub_of_user
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import AccessClaims
 from authsvc.config import Settings
@@ -221,7 +222,7 @@ class InvitationService:
             existing = self._user_or_none(invitation.email)
             if (
                 existing is not None
-                and _sub_of(existing) == invitation.user_sub
+                and sub_of_user(existing) == invitation.user_sub
                 and existing.get("UserStatus") != "FORCE_CHANGE_PASSWORD"
             ):
                 raise errors.ConflictError(
@@ -322,12 +323,12 @@ class InvitationService:
             username = user["Username"]
             sub = values.get("sub")
             if not sub:
-                sub = _sub_of(self.gateway.admin_get_user(username))
+                sub = sub_of_user(self.gateway.admin_get_user(username))
             return username, sub
         except AccountExistsError:
             pass
         existing = self.gateway.admin_get_user(inv.email)
-        sub = _sub_of(existing)
+        sub = sub_of_user(existing)
         ours = inv.user_sub == sub or (
             inv.user_sub is None and existing.get("UserStatus") == "FORCE_CHANGE_PASSWORD"
         )
@@ -357,7 +358,7 @@ class InvitationService:
         for id, claim_id, email, user_sub, groups in stale:
             assert claim_id is not None
             existing = self._user_or_none(email)
-            sub = _sub_of(existing) if existing else None
+            sub = sub_of_user(existing) if existing else None
             ours = existing is not None and (
                 user_sub == sub
                 or (user_sub is None and existing.get("UserStatus") == "FORCE_CHANGE_PASSWORD")
@@ -381,7 +382,7 @@ class InvitationService:
                     counts["released"] += 1
         for id, email, user_sub in orphans:
             existing = self._user_or_none(email)
-            ours = existing is not None and _sub_of(existing) == user_sub
+            ours = existing is not None and sub_of_user(existing) == user_sub
             if (
                 ours
                 and existing is not None
@@ -488,8 +489,3 @@ class _Snapshot:
         self.email = email
         self.groups = groups
         self.user_sub = user_sub
-
-
-def _sub_of(user: dict[str, Any]) -> str:
-    values = from_attribute_list(user.get("UserAttributes", user.get("Attributes", [])))
-    return values.get("sub") or str(user["Username"])

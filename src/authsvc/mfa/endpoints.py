@@ -12,8 +12,8 @@ from authsvc.problems import responses
 
 router = APIRouter(prefix="/v1/me/mfa", tags=["profile"])
 
-_AUTH = (errors.NotAuthenticatedError, errors.InvalidTokenError)
-_UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError, errors.RateLimitedError)
+_AUTH = errors.AUTH
+_UPSTREAM = errors.LIMITED_UPSTREAM
 
 
 async def get_mfa_service(state: StateDep) -> MfaService:

@@ -15,8 +15,8 @@ from authsvc.profile.schemas import ChangePasswordRequest, Me, ProfileUpdate
 
 router = APIRouter(prefix="/v1/me", tags=["profile"])
 
-_AUTH = (errors.NotAuthenticatedError, errors.InvalidTokenError)
-_UPSTREAM = (errors.UpstreamUnavailableError, errors.UpstreamError, errors.RateLimitedError)
+_AUTH = errors.AUTH
+_UPSTREAM = errors.LIMITED_UPSTREAM
 
 
 @router.get(

@@ -19,8 +19,6 @@ refused, never wrongly accepted.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import threading
 import time
@@ -30,7 +28,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from authsvc.cognito.tokens import AccessClaims
+from authsvc.cognito.tokens import AccessClaims, unverified_claims
 from authsvc.db import Database
 from authsvc.revocation.repository import RevocationRepository
 
@@ -55,14 +53,6 @@ class _Issued:
     iat: int
     exp: int
     started_us: int
-
-
-def _unverified_claims(token: str) -> dict[str, object]:
-    payload = token.split(".")[1]
-    claims: dict[str, object] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
-    return claims
 
 
 class RevocationRegistry:
@@ -198,7 +188,7 @@ class RevocationRegistry:
         than the token; one that raced with the call leaves the token refused.
         """
         try:
-            claims = _unverified_claims(access_token)
+            claims = unverified_claims(access_token)
             issued = _Issued(
                 jti=str(claims["jti"]),
                 sub=str(claims["sub"]),

@@ -126,6 +126,73 @@ class InvitationRepository:
     def release(self, id: uuid.UUID, claim_id: uuid.UUID, now: datetime) -> bool:
         return self._owned(id, claim_id, claim_id=None, claimed_until=None, updated_at=now)
 
+    def revoke(self, id: uuid.UUID, now: datetime) -> bool:
+        """Revoke a pending row nobody is accepting, in one conditional UPDATE (as ``claim``
+        is), so a claim that commits between an admin's read and this write wins on every
+        database, SQLite included (where ``FOR UPDATE`` is a no-op). A lapsed claim stays on
+        the row: the reconciler then looks for a user that acceptance may have made."""
+        result = self.session.execute(
+            update(Invitation)
+            .where(
+                Invitation.id == id,
+                Invitation.status == PENDING,
+                or_(Invitation.claimed_until.is_(None), Invitation.claimed_until < now),
+            )
+            .values(status=REVOKED, revoked_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def attach_orphan(self, id: uuid.UUID, sub: str, now: datetime) -> bool:
+        """Point a row that ended (revoked or expired) while its acceptance was running at
+        the user that acceptance made, so the reconciler deletes that user."""
+        result = self.session.execute(
+            update(Invitation)
+            .where(
+                Invitation.id == id,
+                Invitation.status.in_((REVOKED, EXPIRED)),
+                Invitation.user_sub.is_(None),
+            )
+            .values(user_sub=sub, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def abandoned_claims(self, limit: int = 100) -> list[Invitation]:
+        """Rows that ended (revoked or expired) with an acceptance attempt on record and no
+        user recorded: that attempt may have created a user before it died."""
+        return list(
+            self.session.scalars(
+                select(Invitation)
+                .where(
+                    Invitation.status.in_((REVOKED, EXPIRED)),
+                    Invitation.user_sub.is_(None),
+                    Invitation.claim_id.is_not(None),
+                )
+                .order_by(Invitation.updated_at)
+                .limit(limit)
+            )
+        )
+
+    def live_for(self, email: str) -> list[Invitation]:
+        """Pending or accepted rows for an email (their users are theirs, not orphans)."""
+        return list(
+            self.session.scalars(
+                select(Invitation).where(
+                    Invitation.email == email, Invitation.status.in_((PENDING, ACCEPTED))
+                )
+            )
+        )
+
+    def clear_claim(self, id: uuid.UUID, claim_id: uuid.UUID, now: datetime) -> bool:
+        result = self.session.execute(
+            update(Invitation)
+            .where(Invitation.id == id, Invitation.claim_id == claim_id)
+            .values(claim_id=None, claimed_until=None, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     def stale_claims(self, now: datetime, limit: int = 100) -> list[Invitation]:
         return list(
             self.session.scalars(

@@ -48,6 +48,9 @@ from authsvc.invitations.repository import InvitationRepository
 
 log = logging.getLogger("authsvc.invitations")
 
+# How far a Cognito user's creation date may sit before the claim that made it (clocks).
+CLOCK_SKEW = timedelta(seconds=5)
+
 SAGA_STEPS = (
     "claimed",
     "user_created",
@@ -228,11 +231,15 @@ class InvitationService:
                 raise errors.ConflictError(
                     "The invitee's account already exists: disable or delete the user instead."
                 )
-        invitation.status = REVOKED
-        invitation.revoked_at = now
-        invitation.updated_at = now
-        invitation.claim_id = None
-        invitation.claimed_until = None
+        if not InvitationRepository(session).revoke(invitation.id, now):
+            # Changed since it was read (an accept claimed it, or it ended): say what it is.
+            session.refresh(invitation)
+            if invitation.status == REVOKED:
+                return
+            if invitation.status == ACCEPTED:
+                raise errors.ConflictError("The invitation was accepted: disable the user instead.")
+            raise errors.ConflictError("The invitation is being accepted; retry shortly.")
+        session.expire(invitation)
 
     # -- public -------------------------------------------------------------------------
 
@@ -282,8 +289,14 @@ class InvitationService:
         username, sub = self._ensure_user(inv, temp, attributes)
         self.fault("user_created")
         with self.db.sessions() as session, session.begin():
-            if not InvitationRepository(session).record_user(inv.id, claim_id, sub, utcnow()):
-                raise errors.ConflictError("The invitation is being accepted; retry shortly.")
+            repo = InvitationRepository(session)
+            recorded = repo.record_user(inv.id, claim_id, sub, utcnow())
+            if not recorded:
+                # The lease lapsed and the row ended meanwhile (revoked, expired): leave the
+                # user we made where the reconciler deletes it (committed, then refused).
+                repo.attach_orphan(inv.id, sub, utcnow())
+        if not recorded:
+            raise errors.ConflictError("The invitation is being accepted; retry shortly.")
         self.fault("user_recorded")
         for group in inv.groups:
             self.gateway.admin_add_user_to_group(username, group)
@@ -410,9 +423,40 @@ class InvitationService:
                 row = InvitationRepository(session).get(id)
                 if row is not None and row.status in (REVOKED, EXPIRED):
                     row.user_sub = None
+        self._reconcile_abandoned(counts)
         if any(counts.values()):
             log.info("reconciled invitations", extra=counts)
         return counts
+
+    def _reconcile_abandoned(self, counts: dict[str, int]) -> None:
+        """Ended rows whose acceptance died before it recorded its user: delete the user it
+        made — one still waiting for its first password, created after that acceptance
+        started, and claimed by no pending or accepted invitation."""
+        with self.db.sessions() as session:
+            rows = [
+                (r.id, r.claim_id, r.email, r.claimed_until)
+                for r in InvitationRepository(session).abandoned_claims()
+            ]
+        for id, claim_id, email, claimed_until in rows:
+            assert claim_id is not None
+            existing = self._user_or_none(email)
+            if existing is not None and existing.get("UserStatus") == "FORCE_CHANGE_PASSWORD":
+                started = aware(claimed_until) - self.lease if claimed_until else None
+                created = existing.get("UserCreateDate")
+                with self.db.sessions() as session:
+                    live = InvitationRepository(session).live_for(email)
+                sub = sub_of_user(existing)
+                claimed = any(r.status == PENDING or r.user_sub == sub for r in live)
+                if (
+                    not claimed
+                    and started is not None
+                    and isinstance(created, datetime)
+                    and aware(created) >= started - CLOCK_SKEW
+                ):
+                    self.gateway.admin_delete_user(existing["Username"])
+                    counts["users_deleted"] += 1
+            with self.db.sessions() as session, session.begin():
+                InvitationRepository(session).clear_claim(id, claim_id, utcnow())
 
     # -- helpers ------------------------------------------------------------------------
 

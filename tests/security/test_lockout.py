@@ -24,9 +24,12 @@ from typing import Any
 import httpx
 import pytest
 from botocore.exceptions import ClientError
+from pydantic import SecretStr
 
+from authsvc import errors
 from authsvc.cognito.errors import translate
-from authsvc.security.ratelimit import OVER_CEILING_ALLOWANCE
+from authsvc.config import Settings
+from authsvc.security.ratelimit import OVER_CEILING_ALLOWANCE, RateLimits
 from tests.helpers import PASSWORD, latest_code, new_email, sign_up
 from tests.security.support import (
     LimitedApp,
@@ -314,3 +317,51 @@ def test_unknown_emails_renew_like_known_ones(path: str, cognito, database_url):
         assert app.peer(random_ip()).post(path, json={"email": email}).status_code == 202
         answer = app.peer(random_ip()).post(check, json=bad)
         assert answer.status_code == 400, answer.text
+
+
+# --------------------------------------------------------------------------- instances
+
+
+def test_instances_on_one_redis_share_the_ceiling_and_the_pairs(redis_url, redis_keys):
+    """Two instances (two RateLimits on one Redis, one AUTHSVC_SECRET_KEY): failures on
+    either count toward the same (email, address) pairs and the same ceiling."""
+    settings = Settings(
+        cognito_user_pool_id="us-east-1_lockout",
+        cognito_client_id="c",
+        secret_key="security-tests-secret-key-0123456789",
+        redis_url=redis_url,
+        rate_limit_sign_in_failures=f"{PAIR}/minute",
+        rate_limit_sign_in_identifier_failures=f"{CEILING}/minute",
+    )
+    a, b = RateLimits(settings), RateLimits(settings)
+    email = new_email()
+    attackers = [random_ip() for _ in range(4)]
+    redis_keys.track(email, *attackers, *(f"{email}\x1f{ip}" for ip in attackers))
+
+    def fail(limits: RateLimits, ip: str) -> bool:
+        """One wrong password; False when refused before the call."""
+        try:
+            with limits.sign_in_failures(email, ip):
+                raise errors.InvalidCredentialsError()
+        except errors.RateLimitedError:
+            return False
+        except errors.InvalidCredentialsError:
+            return True
+
+    served = 0
+    for i, ip in enumerate(attackers):
+        while fail((a, b)[i % 2], ip):
+            served += 1
+    assert served == CEILING + OVER_CEILING_ALLOWANCE, served
+    for ip in attackers:
+        assert not fail(a, ip) and not fail(b, ip)
+    # The owner's address, on either instance, is not refused.
+    owner = random_ip()
+    redis_keys.track(f"{email}\x1f{owner}", owner)
+    for limits in (a, b):
+        with limits.sign_in_failures(email, owner):
+            pass
+    assert a.storage_errors == b.storage_errors == 0
+    # Another secret key means other keys: nothing is shared with, or learned from, them.
+    other = RateLimits(settings.model_copy(update={"secret_key": SecretStr("another-key-" * 3)}))
+    assert fail(other, attackers[0])

@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     # Forgot-password per email from all addresses; `forgot_identifier` is per (email,
     # address). Over the ceiling only addresses that asked already wait.
     rate_limit_forgot_ceiling: str = "20/hour"
+    # Sign-up code resends, the same way: per (email, address), under a per-email ceiling.
+    rate_limit_resend_identifier: str = "5/15 minutes"
+    rate_limit_resend_ceiling: str = "20/hour"
 
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
@@ -152,6 +155,8 @@ class Settings(BaseSettings):
         "rate_limit_sign_in_failures_ip",
         "rate_limit_sign_in_identifier_failures",
         "rate_limit_forgot_ceiling",
+        "rate_limit_resend_identifier",
+        "rate_limit_resend_ceiling",
     )
     @classmethod
     def _valid_limits(cls, value: str) -> str:

@@ -144,6 +144,34 @@ class TestTargetedLockout:
             signed_in = post(http, OWNER, SIGN_IN, {"email": victim, "password": NEW_PASSWORD})
             assert signed_in.status_code == 200, signed_in.text
 
+    def test_others_cannot_keep_the_owner_from_confirming_a_sign_up(self, cognito, database_url):
+        """The same for sign-up codes: others' resends and wrong codes leave the owner a
+        new code, from their own address, and the means to use it."""
+        with behind_proxy(
+            cognito,
+            database_url,
+            rate_limit_resend_identifier=f"{PAIR}/minute",
+            rate_limit_resend_ceiling=f"{CEILING}/minute",
+        ) as (app, http):
+            owner = new_email()
+            assert sign_up(app.client, owner).status_code == 202
+            requests = 0
+            for ip in ATTACKERS:
+                while post(http, ip, RESEND, {"email": owner}).status_code == 202:
+                    requests += 1
+            assert requests == CEILING + OVER_CEILING_ALLOWANCE, requests
+            code = latest_code(app.outbox, owner, "sign_up_code")
+            for ip in ATTACKERS + ["203.0.113.51"]:
+                wrong = post(http, ip, CONFIRM, {"email": owner, "code": other_code(code)})
+                assert wrong.status_code == 400, wrong.text
+            assert_limited(
+                post(http, OWNER, CONFIRM, {"email": owner, "code": code}), max_retry_after=86400
+            )
+            assert post(http, OWNER, RESEND, {"email": owner}).status_code == 202
+            new_code = latest_code(app.outbox, owner, "sign_up_code")
+            confirmed = post(http, OWNER, CONFIRM, {"email": owner, "code": new_code})
+            assert confirmed.status_code == 204, confirmed.text
+
     def test_an_address_that_failed_itself_waits_over_the_ceiling(self, cognito, database_url):
         """The ceiling is a wait, not a lock: it refuses only addresses with failures of
         their own for that email, and it lifts as the ceiling's window moves on."""

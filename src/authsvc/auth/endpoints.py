@@ -104,7 +104,9 @@ def resend_code(
 ) -> DeliveryResponse:
     with audit.track("sign_up_code_resent", ctx, target=body.email):
         limits.hit("email_ip", ctx.ip)
-        limits.hit("email_identifier", body.email)
+        # Per (email, address), under a ceiling per email: others' requests never use up
+        # the owner's.
+        limits.hit_spread("resend_identifier", "resend_ceiling", body.email, ctx.ip)
         # Wrong codes count per issued code: new tries only when a new code went out.
         return auth.resend_code(
             body.email,

@@ -84,6 +84,8 @@ class RateLimits:
         "email_identifier": "rate_limit_email_identifier",
         "forgot_identifier": "rate_limit_forgot_identifier",
         "forgot_ceiling": "rate_limit_forgot_ceiling",
+        "resend_identifier": "rate_limit_resend_identifier",
+        "resend_ceiling": "rate_limit_resend_ceiling",
         "verify_ip": "rate_limit_verify_ip",
         "code_failures": "rate_limit_code_failures",
         "sign_up_code_failures": "rate_limit_sign_up_code_failures",

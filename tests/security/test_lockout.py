@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from botocore.exceptions import ClientError
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from authsvc import errors
 from authsvc.cognito.errors import translate
@@ -393,3 +393,25 @@ def test_instances_on_one_redis_share_the_ceiling_and_the_pairs(redis_url, redis
     # Another secret key means other keys: nothing is shared with, or learned from, them.
     other = RateLimits(settings.model_copy(update={"secret_key": SecretStr("another-key-" * 3)}))
     assert fail(other, attackers[0])
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "rate_limit_sign_in_failures_ip",
+        "rate_limit_sign_in_identifier_failures",
+        "rate_limit_forgot_ceiling",
+        "rate_limit_resend_identifier",
+        "rate_limit_resend_ceiling",
+    ],
+)
+def test_a_bad_value_for_a_new_limit_is_refused_naming_it(setting: str):
+    with pytest.raises(ValidationError) as raised:
+        Settings(
+            cognito_user_pool_id="us-east-1_lockout",
+            cognito_client_id="c",
+            secret_key="x" * 16,
+            **{setting: "ten per minute"},
+        )
+    assert setting in str(raised.value)
+    assert "is not a rate limit like" in str(raised.value)

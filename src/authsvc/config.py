@@ -93,10 +93,12 @@ class Settings(BaseSettings):
     # Rate limits ("N/period", several separated by ";"; see the README's Security section)
     rate_limits_enabled: bool = True
     rate_limit_sign_in_ip: str = "60/minute"
-    rate_limit_sign_in_failures: str = "10/15 minutes;100/hour"
+    # Sign-in failures per (email, client address): only that address is refused.
+    rate_limit_sign_in_failures: str = "10/15 minutes"
     rate_limit_email_ip: str = "30/5 minutes"
     rate_limit_email_identifier: str = "5/15 minutes"
     # Forgot-password has its own bucket: sign-up or resend spam must not block a reset.
+    # Counted per (email, client address); see rate_limit_forgot_ceiling below.
     rate_limit_forgot_identifier: str = "5/15 minutes"
     rate_limit_verify_ip: str = "30/5 minutes"
     rate_limit_code_failures: str = "5/hour"
@@ -104,6 +106,18 @@ class Settings(BaseSettings):
     rate_limit_sign_up_code_failures: str = "5/day"
     rate_limit_refresh_ip: str = "150/5 minutes"
     rate_limit_invitation_ip: str = "30/5 minutes"
+    # Issue 11: limits that a stranger cannot turn against the account's owner.
+    # Sign-in failures per client address, whatever the email (one address spraying many).
+    rate_limit_sign_in_failures_ip: str = "50/15 minutes"
+    # Per email from all addresses (OWASP: at most 100 an hour): over it, only addresses
+    # with failures of their own for that email wait; the owner's address is still served.
+    rate_limit_sign_in_identifier_failures: str = "100/hour"
+    # Forgot-password per email from all addresses; `forgot_identifier` is per (email,
+    # address). Over the ceiling only addresses that asked already wait.
+    rate_limit_forgot_ceiling: str = "20/hour"
+    # Sign-up code resends, the same way: per (email, address), under a per-email ceiling.
+    rate_limit_resend_identifier: str = "5/15 minutes"
+    rate_limit_resend_ceiling: str = "20/hour"
 
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
@@ -138,6 +152,11 @@ class Settings(BaseSettings):
         "rate_limit_sign_up_code_failures",
         "rate_limit_refresh_ip",
         "rate_limit_invitation_ip",
+        "rate_limit_sign_in_failures_ip",
+        "rate_limit_sign_in_identifier_failures",
+        "rate_limit_forgot_ceiling",
+        "rate_limit_resend_identifier",
+        "rate_limit_resend_ceiling",
     )
     @classmethod
     def _valid_limits(cls, value: str) -> str:

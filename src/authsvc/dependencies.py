@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from authsvc import errors
 from authsvc.audit.service import AuditLog, RequestContext
 from authsvc.auth.service import AuthService
-from authsvc.clientip import client_ip
+from authsvc.clientip import client_ip, joined
 from authsvc.cognito.tokens import AccessClaims
 from authsvc.config import Settings
 from authsvc.invitations.service import InvitationService
@@ -104,7 +104,7 @@ async def get_request_context(request: Request, state: StateDep) -> RequestConte
     return RequestContext(
         ip=client_ip(
             request.client.host if request.client else None,
-            request.headers.get("x-forwarded-for"),
+            joined(request.headers.getlist("x-forwarded-for")),
             state.trusted_proxies,
         ),
         user_agent=request.headers.get("user-agent"),

@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from authsvc import cli, logs, migrate
 from authsvc.audit.models import AuditEvent
-from authsvc.clientip import client_ip, parse_networks
+from authsvc.clientip import client_ip, joined, limit_address, parse_networks
 from authsvc.dev import runner
 from authsvc.main import create_app
 from tests.conftest import make_settings
@@ -64,10 +64,17 @@ PROXY = parse_networks(["10.0.0.0/8", "192.0.2.1", "2001:db8:ffff::/48"])
         # a garbled chain from a trusted peer: only the socket is believed
         ("10.0.0.1", "not-an-ip", "10.0.0.1"),
         ("10.0.0.1", "203.0.113.7, not-an-ip", "10.0.0.1"),
-        ("10.0.0.1", "203.0.113.7:4711", "10.0.0.1"),
+        ("10.0.0.1", "203.0.113.7:abc", "10.0.0.1"),
+        ("10.0.0.1", "[2001:db8::42]:x", "10.0.0.1"),
+        ("10.0.0.1", "[2001:db8::42", "10.0.0.1"),
         ("10.0.0.1", "999.1.1.1", "10.0.0.1"),
         ("10.0.0.1", ",,, ,", "10.0.0.1"),
         ("10.0.0.1", "unknown", "10.0.0.1"),
+        # ports are stripped (issue 11, item 8): the client is the address, not the socket
+        ("10.0.0.1", "203.0.113.7:4711", "203.0.113.7"),
+        ("10.0.0.1", "[2001:db8::42]:443", "2001:db8::42"),
+        ("10.0.0.1", "203.0.113.7:4711, 10.0.0.2:80", "203.0.113.7"),
+        ("10.0.0.1", "6.6.6.6:1, 203.0.113.7:4711", "203.0.113.7"),
         # IPv6, bracketed or not
         ("2001:db8:ffff::1", "2001:db8::42", "2001:db8::42"),
         ("10.0.0.1", "[2001:db8::42]", "2001:db8::42"),
@@ -79,6 +86,31 @@ PROXY = parse_networks(["10.0.0.0/8", "192.0.2.1", "2001:db8:ffff::/48"])
 )
 def test_client_ip(peer, header, expected):
     assert client_ip(peer, header, PROXY) == expected
+
+
+def test_every_header_line_is_read_right_to_left():
+    """Issue 11, item 8: a proxy that appends its hop as a header line of its own must not
+    let the client's own line (the first one) decide the address."""
+    lines = ["6.6.6.6", "203.0.113.7"]  # the client's line, then the proxy's
+    assert joined(lines) == "6.6.6.6,203.0.113.7"
+    assert client_ip("10.0.0.1", joined(lines), PROXY) == "203.0.113.7"
+    assert joined([]) is None
+
+
+@pytest.mark.parametrize(
+    ("ip", "key"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2::ffff", "2001:db8:1:2::/64"),
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("testclient", "testclient"),
+        (None, None),
+    ],
+)
+def test_limits_count_ipv6_clients_per_64(ip, key):
+    assert limit_address(ip) == key
 
 
 def test_no_trusted_proxies_means_the_peer():
@@ -178,6 +210,20 @@ def test_a_trusted_proxy_is_believed(behind_proxy, header, expected):
     email = new_email("xff")
     failed_sign_in(base, email, header)
     assert recorded_ip(app, email) == expected
+
+
+def test_a_forwarded_for_split_over_several_lines_is_read_whole(behind_proxy):
+    """The client sends its own X-Forwarded-For line; the proxy adds a second line."""
+    app, base = behind_proxy
+    email = new_email("xff")
+    response = httpx.post(
+        f"{base}/v1/auth/sign-in",
+        json={"email": email, "password": PASSWORD},
+        headers=[("X-Forwarded-For", "6.6.6.6"), ("X-Forwarded-For", "203.0.113.8:5555")],
+        timeout=20,
+    )
+    assert response.status_code == 401, response.text
+    assert recorded_ip(app, email) == "203.0.113.8"
 
 
 @pytest.mark.parametrize("header", ["203.0.113.7", "6.6.6.6, 203.0.113.7", None])

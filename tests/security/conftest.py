@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from authsvc import migrate
-from authsvc.security.ratelimit import _key
+from authsvc.security.ratelimit import hashed_key
 from tests.conftest import IN_CI, create_database, drop_database
 from tests.security.support import ServeInstance, serve_env, start_serve, stop_serve
 
@@ -21,27 +21,36 @@ REDIS_URL = "redis://127.0.0.1:6379/15"
 SERVE_SIGN_IN_FAILURES = 4
 
 
+# The AUTHSVC_SECRET_KEY of the apps these tests build (make_settings) and of the two
+# `authsvc serve` instances (serve_env): rate-limit keys are HMACs under it.
+SECRET_KEYS = ("test-suite-secret-key-0123456789", "security-tests-secret-key-0123456789")
+
+
 class RedisKeys:
-    """The rate-limit keys made for given identifiers (keys hold hashes, never the values)."""
+    """The rate-limit keys made for given identifiers (keys hold HMACs, never the values)."""
 
     def __init__(self, url: str) -> None:
         self.client = redis.Redis.from_url(url)
         self.identifiers: list[str] = []
 
-    def pattern(self, identifier: str) -> str:
-        return f"authsvc:LIMITER/*/{_key(identifier)}/*"
+    def keys(self, identifier: str) -> list[bytes]:
+        found: list[bytes] = []
+        for secret in SECRET_KEYS:
+            pattern = f"authsvc:LIMITER/*/{hashed_key(secret.encode(), identifier)}/*"
+            found += self.client.scan_iter(match=pattern, count=1000)
+        return found
 
     def keys_for(self, identifier: str) -> list[bytes]:
         if identifier not in self.identifiers:
             self.identifiers.append(identifier)
-        return list(self.client.scan_iter(match=self.pattern(identifier), count=1000))
+        return self.keys(identifier)
 
     def track(self, *identifiers: str) -> None:
         self.identifiers.extend(i for i in identifiers if i not in self.identifiers)
 
     def cleanup(self) -> None:
         for identifier in self.identifiers:
-            keys = list(self.client.scan_iter(match=self.pattern(identifier), count=1000))
+            keys = self.keys(identifier)
             if keys:
                 self.client.delete(*keys)
         self.client.close()

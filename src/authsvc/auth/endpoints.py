@@ -104,10 +104,14 @@ def resend_code(
 ) -> DeliveryResponse:
     with audit.track("sign_up_code_resent", ctx, target=body.email):
         limits.hit("email_ip", ctx.ip)
-        limits.hit("email_identifier", body.email)
-        delivery = auth.resend_code(body.email)
-        limits.reset("sign_up_code_failures", f"confirm:{body.email}")  # a new code, new tries
-        return delivery
+        # Per (email, address), under a ceiling per email: others' requests never use up
+        # the owner's.
+        limits.hit_spread("resend_identifier", "resend_ceiling", body.email, ctx.ip)
+        # Wrong codes count per issued code: new tries only when a new code went out.
+        return auth.resend_code(
+            body.email,
+            code_issued=lambda: limits.reset("sign_up_code_failures", f"confirm:{body.email}"),
+        )
 
 
 @router.post(
@@ -137,7 +141,7 @@ def sign_in(
 ) -> Any:
     with audit.track("sign_in", ctx, target=body.email, failure_action="sign_in_failed") as ev:
         limits.hit("sign_in_ip", ctx.ip)
-        with limits.failures("sign_in_failures", body.email, errors.InvalidCredentialsError):
+        with limits.sign_in_failures(body.email, ctx.ip):
             result = auth.sign_in(body.email, body.password)
         if isinstance(result, TokenResult):
             ev.actor = token_subject(result.access_token)
@@ -262,10 +266,13 @@ def forgot_password(
 ) -> DeliveryResponse:
     with audit.track("password_reset_requested", ctx, target=body.email):
         limits.hit("email_ip", ctx.ip)
-        limits.hit("forgot_identifier", body.email)
-        delivery = auth.forgot_password(body.email)
-        limits.reset("code_failures", f"reset:{body.email}")  # a new code, new tries
-        return delivery
+        # Per (email, address), under a ceiling per email: others' requests never use up
+        # the owner's.
+        limits.hit_spread("forgot_identifier", "forgot_ceiling", body.email, ctx.ip)
+        # Wrong codes count per issued code: new tries only when a new code went out.
+        return auth.forgot_password(
+            body.email, code_issued=lambda: limits.reset("code_failures", f"reset:{body.email}")
+        )
 
 
 @router.post(
@@ -290,7 +297,7 @@ def reset_password(
             auth.reset_password(body.email, body.code, body.new_password)
         # The emailed code proved who this is: a sign-in lock an attacker caused with
         # wrong guesses must not keep the owner out of the account they just recovered.
-        limits.reset("sign_in_failures", body.email)
+        limits.signed_in_by_recovery(body.email, ctx.ip)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -7,6 +7,7 @@ import binascii
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from authsvc import errors
@@ -81,7 +82,11 @@ class AuthService:
     def confirm_sign_up(self, email: str, code: str) -> None:
         self.gateway.confirm_sign_up(email, code)
 
-    def resend_code(self, email: str) -> DeliveryResponse:
+    def resend_code(
+        self, email: str, *, code_issued: Callable[[], None] | None = None
+    ) -> DeliveryResponse:
+        """``code_issued`` runs unless Cognito refused to send a code (its per-user limit):
+        an unknown or confirmed account has no code to guess, so it counts as issued."""
         try:
             self.gateway.resend_confirmation_code(email)
         except (UnknownUserError, errors.ValidationError, errors.InvalidTokenError):
@@ -91,6 +96,9 @@ class AuthService:
             # Only a real account can hit Cognito's per-user resend limit (5 an hour):
             # answering it differently would tell which emails exist.
             log.info("resend hit a per-user Cognito limit")
+            return delivery_for(email)
+        if code_issued is not None:
+            code_issued()
         return delivery_for(email)
 
     # -- sign-in ------------------------------------------------------------------------
@@ -170,7 +178,10 @@ class AuthService:
 
     # -- passwords ----------------------------------------------------------------------
 
-    def forgot_password(self, email: str) -> DeliveryResponse:
+    def forgot_password(
+        self, email: str, *, code_issued: Callable[[], None] | None = None
+    ) -> DeliveryResponse:
+        """``code_issued`` as for ``resend_code``."""
         try:
             self.gateway.forgot_password(email)
         except (
@@ -184,6 +195,9 @@ class AuthService:
             # Cognito's per-user limits (LimitExceeded, code delivery) exist only for real
             # accounts: answering them differently would tell which emails exist.
             log.info("forgot-password hit a per-user Cognito limit")
+            return delivery_for(email)
+        if code_issued is not None:
+            code_issued()
         return delivery_for(email)
 
     def reset_password(self, email: str, code: str, new_password: str) -> None:

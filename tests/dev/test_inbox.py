@@ -99,9 +99,13 @@ class TestHtml:
             body=f"Accept: {link}. See https://example.com/help, too.",
             link=link,
         )
+        box.deliver(
+            to="d@example.com", subject="Link only", kind="k", body="No URL here.", link=link
+        )
         parsed = page(client)
         assert parsed.codes == ["012345"]
-        assert parsed.links.count(link) == 2  # in the body and as the message's link
+        # Each message's link once: from its body, or its own line when the body lacks it.
+        assert parsed.links.count(link) == 2
         assert "https://example.com/help" in parsed.links
         assert parsed.scripts == 0
 

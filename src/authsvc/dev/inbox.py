@@ -62,7 +62,7 @@ def _message(message: OutboxMessage) -> str:
     if message.code:
         parts.append(f'<p class="code" aria-label="Code">{escape(message.code)}</p>')
     parts.append(f'<p class="body">{_linkify(message.body)}</p>')
-    if message.link and _URL.fullmatch(message.link):
+    if message.link and _URL.fullmatch(message.link) and message.link not in message.body:
         link = escape(message.link)
         parts.append(f'<p class="link"><a href="{link}">{link}</a></p>')
     parts.append("</article>")

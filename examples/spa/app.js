@@ -114,6 +114,12 @@ function sayError(error, form) {
       const input = name && form.elements.namedItem(String(name));
       if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
     }
+    if (error.code === "invalid_password") {
+      for (const name of ["password", "new_password"]) {
+        const input = form.elements.namedItem(name);
+        if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
+      }
+    }
   }
 }
 

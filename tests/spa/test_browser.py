@@ -435,6 +435,8 @@ def _sign_up_flow(page: Page, server: DevServer) -> None:
     page.fill("signup-form", email=email, family_name="Ple", password="alllowercase1!")
     page.submit("signup-form")
     expect_error(page, "uppercase")
+    password = driver.find_element(By.ID, "signup-password")
+    assert password.get_attribute("aria-invalid") == "true"
     screen(page, "sign-up-error")
 
     page.fill("signup-form", email=email, given_name="Sam", family_name="Ple", password=PASSWORD)
@@ -470,6 +472,17 @@ def _sign_up_flow(page: Page, server: DevServer) -> None:
     assert page.text("profile-verified") == "yes"
     assert page.text("profile-mfa") == "off"
     screen(page, "profile")
+    # A phone-sized window: one column, nothing wider than the screen.
+    size = driver.get_window_size()
+    driver.set_window_size(390, 844)
+    try:
+        overflow = driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"the profile is {overflow}px wider than a phone screen"
+        screen(page, "profile-phone")
+    finally:
+        driver.set_window_size(size["width"], size["height"])
 
     # Edit the profile; a reload signs in silently and shows the saved values.
     page.fill("profile-form", given_name="Samantha", test_attribute1="hello")

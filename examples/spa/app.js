@@ -375,10 +375,12 @@ $("totp-off").addEventListener("click", () => run(async () => {
     await totpOff(undefined);
   } catch (error) {
     if (error.code !== "reauthentication_required") throw error;
+    // Not a failure, a step: the server's own words go beside the password field.
+    say("");
+    $("totp-reauth-detail").textContent = error.message;
     $("totp-off").hidden = true;
     $("totp-reauth").hidden = false;
     $("reauth-password").focus();
-    say(error.message, true);
   }
 }));
 

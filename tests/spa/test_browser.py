@@ -39,6 +39,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from authsvc.auth.transport import COOKIE
+from authsvc.config import Settings
 from tests.conftest import IN_CI
 from tests.mfa.support import MOTO_SECRET, current_code, totp_at
 
@@ -88,6 +89,22 @@ def browser_binaries() -> tuple[Path, Path]:
     return CHROMIUM, CHROMEDRIVER
 
 
+def reauth_window() -> int | None:
+    """The shortest AUTHSVC_REAUTH_MAX_AGE the server takes (at most 60 s), when it has that
+    setting: the dev server runs with it, so that turning TOTP off a little later needs the
+    password again and the page's re-authentication step is driven for real."""
+    field = Settings.model_fields.get("reauth_max_age")
+    if field is None or field.annotation not in (int, float):
+        return None
+    minimum = 1
+    for constraint in field.metadata:
+        for name, extra in (("ge", 0), ("gt", 1)):
+            bound = getattr(constraint, name, None)
+            if bound is not None:
+                minimum = max(minimum, int(bound) + extra)
+    return minimum if minimum <= 60 else None
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -123,6 +140,9 @@ def dev_server(
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSVC_")}
     env.update(AUTHSVC_DEV_ADMIN_PASSWORD=ADMIN_PASSWORD, PYTHONUNBUFFERED="1")
+    window = reauth_window()
+    if window is not None:
+        env["AUTHSVC_REAUTH_MAX_AGE"] = str(window)
     log = work / "authsvc-dev.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -378,6 +398,13 @@ def outbox_code(base_url: str, email: str, kind: str, *, not_in: tuple[str, ...]
             return str(codes[0])
         assert time.monotonic() < deadline, f"no new {kind} for {email}: {response.json()}"
         time.sleep(0.1)
+
+
+def clear_message(page: Page) -> None:
+    """Empty the message box, so that the next outcome is told apart from the last one."""
+    page.driver.execute_script(
+        "const m = document.getElementById('message'); m.textContent = ''; m.className = '';"
+    )
 
 
 def expect_error(page: Page, text: str) -> None:
@@ -684,9 +711,7 @@ def _flow(page: Page, server: DevServer, email: str) -> None:
     page.fill("totp-form", code=wrong)
     page.submit("totp-form")
     expect_error(page, "code")
-    page.driver.execute_script(
-        "const m = document.getElementById('message'); m.textContent = ''; m.className = '';"
-    )
+    clear_message(page)
     enter_code(page, "totp-form", secret, lambda d: page.text("profile-mfa") == "on")
     page.text_in("profile-mfa", "on")
     page.hidden("totp-setup")
@@ -712,9 +737,13 @@ def _flow(page: Page, server: DevServer, email: str) -> None:
     last = page.refresh_cookie()
     assert last is not None, driver.get_cookies()
 
-    # -- turn TOTP off. Without a recent sign-in the server asks for the password (403
-    #    reauthentication_required) and the page asks the person for it; right after a
-    #    sign-in it may not ask --------------------------------------------------------------------
+    # -- turn TOTP off. Without a recent sign-in the server answers 403
+    #    reauthentication_required and the page asks for the password. When the server has
+    #    AUTHSVC_REAUTH_MAX_AGE (reauth_window), the sign-in is let grow old first, so the page
+    #    must ask; a server without that rule turns TOTP off at once ----------------------------
+    window = reauth_window()
+    if window is not None:
+        time.sleep(window + 1.5)
     page.click("totp-off")
     page.wait.until(
         lambda d: (
@@ -722,8 +751,15 @@ def _flow(page: Page, server: DevServer, email: str) -> None:
         ),
         message=f"TOTP off got no answer; {page.state()}",
     )
+    if window is not None:
+        assert driver.find_element(By.ID, "totp-reauth").is_displayed(), page.state()
     if driver.find_element(By.ID, "totp-reauth").is_displayed():
         screen(page, "totp-reauth")
+        clear_message(page)
+        page.fill("reauth-form", current_password="Wrong-Passw0rd!")
+        page.submit("reauth-form")
+        expect_error(page, "")
+        assert page.text("profile-mfa") == "on"
         page.fill("reauth-form", current_password=CHOSEN_PASSWORD)
         page.submit("reauth-form")
     page.text_in("profile-mfa", "off")

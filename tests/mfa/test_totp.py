@@ -244,6 +244,27 @@ class TestDevSecret:
         )
         assert right.status_code == 200, right.text
 
+    def test_a_new_secret_replaces_the_old_only_once_verified(self, client, mfa_user):
+        # As in Cognito: associating again gives a pending secret; sign-in keeps using the
+        # one in use until the new one is verified. (Gateway calls, below the endpoints.)
+        email, tokens, old = mfa_user
+        gateway = client.app.state.authsvc.gateway
+        new = gateway.associate_software_token(tokens.access_token)
+        assert new != old and len(base64.b32decode(new)) == 20
+
+        session = mfa_challenge(client, email)
+        answered = client.post(CHALLENGE, json=mfa_answer(email, session, current_code(old)))
+        assert answered.status_code == 200, answered.text
+
+        assert gateway.verify_software_token(tokens.access_token, current_code(new)) == "SUCCESS"
+        session = mfa_challenge(client, email)
+        stale = current_code(old)
+        if stale not in {totp_at(new, time.time() + k * 30) for k in (-1, 0, 1)}:
+            refused = client.post(CHALLENGE, json=mfa_answer(email, session, stale))
+            assert_problem(refused, 400, "invalid_code")
+        answered = client.post(CHALLENGE, json=mfa_answer(email, session, current_code(new)))
+        assert answered.status_code == 200, answered.text
+
     def test_previous_step_is_accepted(self, client, mfa_user):
         # Cognito tolerates a little clock drift; so does dev mode (one 30 s step).
         email, _, secret = mfa_user

@@ -1,4 +1,4 @@
-// authsvc example SPA — plain JavaScript, no build step. Copy what you need.
+// authsvc example app — plain JavaScript, no build step. Copy what you need.
 //
 // Token handling, the point of this example:
 // - every auth call sends `X-Token-Transport: cookie`, so the refresh token comes back as
@@ -7,6 +7,9 @@
 // - on page load the app refreshes silently (the cookie does the work);
 // - refresh and sign-out send `X-CSRF: 1`: with SameSite=Strict and the Origin check on
 //   the server, another site cannot make the browser use the cookie.
+//
+// Errors are RFC 9457 problem documents: the app branches on `code` and shows `detail`
+// (plus the field messages of a `validation_error`) to the person.
 "use strict";
 
 const API = "";  // same origin as the page; set to "https://auth.example.com" otherwise
@@ -14,9 +17,21 @@ let accessToken = null;
 let pending = null;  // a sign-in challenge: {challenge, session, email}
 
 const $ = (id) => document.getElementById(id);
+const SECTIONS = [
+  "signin", "signup", "confirm", "forgot", "reset", "mfa", "newpassword", "accept", "profile",
+];
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && (problem.detail || problem.title)) || `Request failed (${status})`);
+    this.status = status;
+    this.code = problem && problem.code;
+    this.problem = problem || {};
+  }
+}
 
 async function api(method, path, body, { auth = false, csrf = false, retry = true } = {}) {
-  const headers = { "X-Token-Transport": "cookie" };
+  const headers = { "X-Token-Transport": "cookie", Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth && accessToken) headers["Authorization"] = `Bearer ${accessToken}`;
   if (csrf) headers["X-CSRF"] = "1";
@@ -32,13 +47,13 @@ async function api(method, path, body, { auth = false, csrf = false, retry = tru
     return api(method, path, body, { auth, csrf, retry: false });
   }
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
-  if (!response.ok) {
-    const error = new Error((data && data.detail) || response.statusText);
-    error.code = data && data.code;
-    error.status = response.status;
-    throw error;
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch (error) {
+    data = null;  // not JSON (a proxy's error page): the status says enough
   }
+  if (!response.ok) throw new ApiError(response.status, data);
   return data;
 }
 
@@ -55,20 +70,154 @@ async function silentRefresh() {
   }
 }
 
-function show(section) {
-  for (const id of ["signin", "mfa", "newpassword", "accept", "profile"]) {
-    $(id).hidden = id !== section;
+// Screens, messages, the loading state ---------------------------------------------------
+
+function show(section, { focus = true } = {}) {
+  for (const id of SECTIONS) $(id).hidden = id !== section;
+  if (focus) {
+    // Move focus to the new screen's heading, so keyboard and screen-reader users land on it.
+    const heading = $(section).querySelector("h1");
+    if (heading) heading.focus();
   }
 }
 
-function say(text, isError = false) {
-  $("message").textContent = text;
-  $("message").className = isError ? "error" : "";
+function say(text, isError = false, details = []) {
+  const box = $("message");
+  box.textContent = text;
+  box.className = isError ? "error" : "";
+  box.setAttribute("role", isError ? "alert" : "status");
+  if (details.length) {
+    const list = document.createElement("ul");
+    for (const detail of details) {
+      const item = document.createElement("li");
+      item.textContent = detail;
+      list.append(item);
+    }
+    box.append(list);
+  }
+  // The message sits above the forms: bring it into view (a long page may be scrolled).
+  if (text && box.scrollIntoView) box.scrollIntoView({ block: "nearest" });
 }
 
-function formData(form) {
-  return Object.fromEntries(new FormData(form).entries());
+function sayError(error, form) {
+  const problem = error.problem || {};
+  const details = (problem.errors || []).map((e) => {
+    const field = (e.loc || []).filter((part) => part !== "body").join(".");
+    return field ? `${field}: ${e.msg}` : e.msg;
+  });
+  say(error.message || "Something went wrong.", true, details);
+  if (form) {
+    for (const input of form.querySelectorAll("input")) input.removeAttribute("aria-invalid");
+    for (const e of problem.errors || []) {
+      const loc = e.loc || [];
+      const name = loc[loc.length - 1];
+      const input = name && form.elements.namedItem(String(name));
+      if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
+    }
+    if (error.code === "invalid_password") {
+      for (const name of ["password", "new_password"]) {
+        const input = form.elements.namedItem(name);
+        if (input && input.setAttribute) input.setAttribute("aria-invalid", "true");
+      }
+    }
+  }
 }
+
+let busyCount = 0;
+function setBusy(on) {
+  busyCount += on ? 1 : -1;
+  const busy = busyCount > 0;
+  $("busy").hidden = !busy;
+  $("main").setAttribute("aria-busy", String(busy));
+  for (const button of document.querySelectorAll("main button")) button.disabled = busy;
+}
+
+// Runs `work` with the loading state on; a failure is shown from the problem document.
+async function run(work, form) {
+  setBusy(true);
+  try {
+    await work();
+    if (form) for (const input of form.querySelectorAll("input")) input.removeAttribute("aria-invalid");
+  } catch (error) {
+    sayError(error, form);
+  } finally {
+    setBusy(false);
+  }
+}
+
+function onSubmit(formId, handler) {
+  $(formId).addEventListener("submit", (event) => {
+    event.preventDefault();
+    const form = event.target;
+    run(() => handler(Object.fromEntries(new FormData(form).entries()), form), form);
+  });
+}
+
+function navigate(section) {
+  say("");
+  show(section);
+}
+
+for (const link of document.querySelectorAll("a.to-signin")) {
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    pending = null;
+    navigate("signin");
+  });
+}
+$("to-signup").addEventListener("click", (event) => { event.preventDefault(); navigate("signup"); });
+$("to-forgot").addEventListener("click", (event) => {
+  event.preventDefault();
+  $("forgot-email").value = $("signin-email").value;
+  navigate("forgot");
+});
+
+// Sign-up, confirmation, resend ----------------------------------------------------------
+
+onSubmit("signup-form", async ({ email, password, given_name, family_name }, form) => {
+  const result = await api("POST", "/v1/auth/sign-up", {
+    email, password, given_name: given_name || undefined, family_name,
+  });
+  form.reset();
+  $("confirm-email").value = email;
+  $("confirm-destination").textContent = result.delivery.destination;
+  show("confirm");
+  say("Check your email for the code.");
+});
+
+onSubmit("confirm-form", async ({ email, code }, form) => {
+  await api("POST", "/v1/auth/sign-up/confirm", { email, code });
+  form.reset();
+  $("signin-email").value = email;
+  show("signin");
+  say("Email confirmed. You can sign in now.");
+});
+
+$("resend").addEventListener("click", () => run(async () => {
+  const email = $("confirm-email").value;
+  const result = await api("POST", "/v1/auth/sign-up/resend", { email });
+  $("confirm-destination").textContent = result.delivery.destination;
+  $("confirm-code").value = "";
+  say(`A new code is on its way to ${result.delivery.destination}.`);
+}, $("confirm-form")));
+
+// Forgotten password ---------------------------------------------------------------------
+
+onSubmit("forgot-form", async ({ email }) => {
+  const result = await api("POST", "/v1/auth/password/forgot", { email });
+  $("reset-email").value = email;
+  $("reset-destination").textContent = result.delivery.destination;
+  show("reset");
+  say("If that email has an account, a code is on its way.");
+});
+
+onSubmit("reset-form", async ({ email, code, new_password }, form) => {
+  await api("POST", "/v1/auth/password/reset", { email, code, new_password });
+  form.reset();
+  $("signin-email").value = email;
+  show("signin");
+  say("Password reset. Sign in with your new password.");
+});
 
 // Sign-in and its challenges ------------------------------------------------------------
 
@@ -82,21 +231,17 @@ async function handleResult(result, email) {
   pending = { challenge: result.challenge, session: result.session, email };
   if (result.challenge === "SOFTWARE_TOKEN_MFA") show("mfa");
   else if (result.challenge === "NEW_PASSWORD_REQUIRED") show("newpassword");
-  else say(`Unsupported challenge ${result.challenge}`, true);
+  else say(`This app cannot answer the ${result.challenge} challenge.`, true);
 }
 
-$("signin-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const { email, password } = formData(event.target);
-  try {
-    await handleResult(await api("POST", "/v1/auth/sign-in", { email, password }), email);
-    event.target.reset();
-    say("");
-  } catch (error) {
-    say(error.message, true);
-  }
+onSubmit("signin-form", async ({ email, password }, form) => {
+  const result = await api("POST", "/v1/auth/sign-in", { email, password });
+  form.reset();
+  say("");
+  await handleResult(result, email);
 });
 
+// The session names the user; `email` is sent too (the server checks it matches).
 async function answer(extra) {
   const result = await api("POST", "/v1/auth/challenge", {
     challenge: pending.challenge, session: pending.session, email: pending.email, ...extra,
@@ -104,25 +249,16 @@ async function answer(extra) {
   await handleResult(result, pending.email);
 }
 
-$("mfa-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    await answer({ code: formData(event.target).code });
-    event.target.reset();
-    say("");
-  } catch (error) {
-    say(error.message, true);
-  }
+onSubmit("mfa-form", async ({ code }, form) => {
+  await answer({ code });
+  form.reset();
+  say("");
 });
 
-$("newpassword-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    await answer({ new_password: formData(event.target).new_password });
-    event.target.reset();
-  } catch (error) {
-    say(error.message, true);
-  }
+onSubmit("newpassword-form", async ({ new_password }, form) => {
+  await answer({ new_password });
+  form.reset();
+  say("Password set. Welcome!");
 });
 
 // Invitations ---------------------------------------------------------------------------
@@ -142,25 +278,18 @@ async function showInvitation(token) {
     form.family_name.value = invitation.family_name || "";
     show("accept");
   } catch (error) {
-    say("This invitation link is no longer valid.", true);
     show("signin");
+    say("This invitation link is no longer valid. Ask for a new one.", true);
   }
 }
 
-$("accept-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const token = invitationToken();
-  const { password, given_name, family_name } = formData(event.target);
-  try {
-    const result = await api("POST", "/v1/invitations/accept", {
-      token, password, given_name: given_name || undefined, family_name,
-    });
-    history.replaceState(null, "", location.pathname.replace(/accept-invitation$/, ""));
-    say("Welcome! Your account is ready.");
-    await handleResult(result, null);
-  } catch (error) {
-    say(error.message, true);
-  }
+onSubmit("accept-form", async ({ password, given_name, family_name }) => {
+  const result = await api("POST", "/v1/invitations/accept", {
+    token: invitationToken(), password, given_name: given_name || undefined, family_name,
+  });
+  history.replaceState(null, "", location.pathname.replace(/accept-invitation$/, ""));
+  await handleResult(result, null);
+  say("Welcome! Your account is ready.");
 });
 
 // Profile, password, TOTP ---------------------------------------------------------------
@@ -169,100 +298,122 @@ async function showProfile() {
   const me = await api("GET", "/v1/me", undefined, { auth: true });
   const session = await api("GET", "/v1/auth/session", undefined, { auth: true });
   $("profile-email").textContent = me.email;
+  $("profile-name").textContent = [me.given_name, me.family_name].filter(Boolean).join(" ") || "—";
+  $("profile-verified").textContent = me.email_verified ? "yes" : "no";
+  $("profile-groups").textContent = session.groups.join(", ") || "none";
   const form = $("profile-form");
   form.given_name.value = me.given_name || "";
   form.family_name.value = me.family_name || "";
   form.test_attribute1.value = (me.attributes && me.attributes.test_attribute1) || "";
   $("profile-mfa").textContent = me.mfa_enabled ? "on" : "off";
+  $("totp-status").textContent = me.mfa_enabled
+    ? "On: signing in asks for a code from your authenticator app."
+    : "Off: add an authenticator app to protect your account with a second step.";
   $("totp-start").hidden = Boolean(me.mfa_enabled);
   $("totp-off").hidden = !me.mfa_enabled;
   $("totp-setup").hidden = true;
-  document.title = `authsvc — ${me.email} (${session.groups.join(", ") || "no groups"})`;
-  show("profile");
+  $("totp-reauth").hidden = true;
+  const wasShown = !$("profile").hidden;
+  show("profile", { focus: !wasShown });
 }
 
-$("profile-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const { given_name, family_name, test_attribute1 } = formData(event.target);
-  try {
-    await api("PATCH", "/v1/me", {
-      given_name: given_name || null, family_name, attributes: { test_attribute1 },
-    }, { auth: true });
-    await showProfile();
-    say("Profile saved.");
-  } catch (error) {
-    say(error.message, true);
-  }
+onSubmit("profile-form", async ({ given_name, family_name, test_attribute1 }) => {
+  await api("PATCH", "/v1/me", {
+    given_name: given_name || null, family_name, attributes: { test_attribute1 },
+  }, { auth: true });
+  await showProfile();
+  say("Profile saved.");
 });
 
-$("password-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  try {
-    await api("POST", "/v1/me/password", formData(event.target), { auth: true });
-    event.target.reset();
-    // A password change ends every session, this one included: sign in again.
-    accessToken = null;
-    show("signin");
-    say("Password changed. Sign in with the new password.");
-  } catch (error) {
-    say(error.message, true);
-  }
+onSubmit("password-form", async (fields, form) => {
+  await api("POST", "/v1/me/password", fields, { auth: true });
+  form.reset();
+  // A password change ends every session, this one included: sign in again.
+  accessToken = null;
+  show("signin");
+  say("Password changed. Sign in with the new password.");
 });
 
-$("totp-start").addEventListener("click", async () => {
-  try {
-    const setup = await api("POST", "/v1/me/mfa/totp", undefined, { auth: true });
-    $("totp-secret").textContent = setup.secret_code;
-    $("totp-uri").textContent = setup.otpauth_uri;
-    $("totp-uri").href = setup.otpauth_uri;
-    $("totp-setup").hidden = false;
-  } catch (error) {
-    say(error.message, true);
-  }
+function qrImage(text) {
+  // qrcode-generator (vendor/qrcode.js, MIT): type 0 picks the smallest size that fits.
+  const qr = qrcode(0, "M");
+  qr.addData(text);
+  qr.make();
+  return qr.createDataURL(5, 4);
+}
+
+$("totp-start").addEventListener("click", () => run(async () => {
+  const setup = await api("POST", "/v1/me/mfa/totp", undefined, { auth: true });
+  $("totp-secret").textContent = setup.secret_code;
+  $("totp-uri").textContent = setup.otpauth_uri;
+  $("totp-uri").href = setup.otpauth_uri;
+  $("totp-qr").src = qrImage(setup.otpauth_uri);
+  $("totp-qr").removeAttribute("width");
+  $("totp-qr").removeAttribute("height");
+  $("totp-start").hidden = true;
+  $("totp-setup").hidden = false;
+  $("totp-code").focus();
+}));
+
+onSubmit("totp-form", async (fields, form) => {
+  await api("POST", "/v1/me/mfa/totp/verify", fields, { auth: true });
+  form.reset();
+  await showProfile();
+  say("Two-factor authentication is on.");
 });
 
-$("totp-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
+// Turning TOTP off is privileged: without a recent sign-in the server answers 403
+// `reauthentication_required`, and the app asks for the password and sends it along.
+async function totpOff(body) {
+  await api("DELETE", "/v1/me/mfa/totp", body, { auth: true });
+  await showProfile();
+  say("Two-factor authentication is off.");
+}
+
+$("totp-off").addEventListener("click", () => run(async () => {
   try {
-    await api("POST", "/v1/me/mfa/totp/verify", formData(event.target), { auth: true });
-    event.target.reset();
-    await showProfile();
-    say("Two-factor authentication is on.");
+    await totpOff(undefined);
   } catch (error) {
-    say(error.message, true);
+    if (error.code !== "reauthentication_required") throw error;
+    // Not a failure, a step: the server's own words go beside the password field.
+    say("");
+    $("totp-reauth-detail").textContent = error.message;
+    $("totp-off").hidden = true;
+    $("totp-reauth").hidden = false;
+    $("reauth-password").focus();
   }
+}));
+
+onSubmit("reauth-form", async ({ current_password }, form) => {
+  await totpOff({ current_password });
+  form.reset();
 });
 
-$("totp-off").addEventListener("click", async () => {
-  try {
-    await api("DELETE", "/v1/me/mfa/totp", undefined, { auth: true });
-    await showProfile();
-    say("Two-factor authentication is off.");
-  } catch (error) {
-    say(error.message, true);
-  }
-});
-
-$("signout").addEventListener("click", async () => {
+$("signout").addEventListener("click", () => run(async () => {
   try {
     await api("POST", "/v1/auth/sign-out", undefined, { auth: true, csrf: true });
+  } catch (error) {
+    // The session was over already (or the network failed): this page forgets it anyway.
   } finally {
     accessToken = null;
     show("signin");
     say("Signed out.");
   }
-});
+}));
 
 // Start-up: an invitation link, or a silent refresh from the cookie ---------------------
 
 async function start() {
-  const token = invitationToken();
-  if (token) return showInvitation(token);
+  setBusy(true);
   try {
+    const token = invitationToken();
+    if (token) return await showInvitation(token);
     if (await silentRefresh()) await showProfile();
-    else show("signin");
+    else show("signin", { focus: false });
   } catch (error) {
-    show("signin");
+    show("signin", { focus: false });
+  } finally {
+    setBusy(false);
   }
 }
 

@@ -31,10 +31,15 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from authsvc import logs
-    from authsvc.config import Settings
+    from authsvc.config import serve_settings
 
+    if os.environ.get("AUTHSVC_DEV_MODE", "").strip().lower() not in {"", "0", "false", "no"}:
+        print(
+            "authsvc: AUTHSVC_DEV_MODE is ignored by `authsvc serve` (dev mode is `authsvc dev`)",
+            file=sys.stderr,
+        )
     try:
-        settings = Settings()
+        settings = serve_settings()
     except ValidationError as exc:
         return _config_error(exc)
     logs.configure(settings.log_level, json_lines=True)
@@ -57,8 +62,27 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name other than localhost may resolve anywhere
+
+
 def _dev(args: argparse.Namespace) -> int:
     started = time.perf_counter()
+    if not _is_loopback(args.host) and not args.unsafe_public:
+        print(
+            f"authsvc dev: refusing --host {args.host}: dev mode lists every code and reset"
+            " link at /dev/outbox and signs tokens with a key published in moto's package,"
+            " so it listens on loopback only. Pass --unsafe-public to expose it anyway.",
+            file=sys.stderr,
+        )
+        return 2
     import uvicorn
 
     from authsvc import logs, migrate
@@ -84,7 +108,12 @@ def _dev(args: argparse.Namespace) -> int:
         access_log=False,
     )
     server = uvicorn.Server(config)
-    print(runner.banner(env, args.host, args.port, started), flush=True)
+    print(
+        runner.banner(
+            env, args.host, args.port, started, unsafe_public=not _is_loopback(args.host)
+        ),
+        flush=True,
+    )
     # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal: without
     # these, Ctrl-C ends in a KeyboardInterrupt traceback and SIGTERM skips the clean-up.
     signal.signal(signal.SIGTERM, _exit_quietly)
@@ -130,10 +159,10 @@ def _openapi(_args: argparse.Namespace) -> int:
 
 
 def _state_from_env():  # type: ignore[no-untyped-def]
-    from authsvc.config import Settings
+    from authsvc.config import serve_settings
     from authsvc.main import build_state
 
-    return build_state(Settings())
+    return build_state(serve_settings())
 
 
 def _reconcile(_args: argparse.Namespace) -> int:
@@ -176,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument("--host", default="127.0.0.1")
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--data-dir", default=".authsvc")
+    dev.add_argument(
+        "--unsafe-public",
+        action="store_true",
+        help="allow a non-loopback --host (anyone who can reach it reads every code)",
+    )
     dev.set_defaults(run=_dev)
 
     mig = sub.add_parser("migrate", help="apply database migrations")

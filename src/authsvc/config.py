@@ -245,3 +245,10 @@ class Settings(BaseSettings):
     @property
     def client_secret(self) -> str | None:
         return self.cognito_client_secret.get_secret_value() if self.cognito_client_secret else None
+
+
+def serve_settings() -> Settings:
+    """Settings for `authsvc serve` and its workers (and `reconcile`, `deliver`): never dev
+    mode, whatever AUTHSVC_DEV_MODE says. Dev mode opens /dev/outbox (every code), turns
+    HSTS off and uses fake AWS credentials; only `authsvc dev` may turn it on."""
+    return Settings(dev_mode=False)

@@ -23,7 +23,7 @@ from authsvc.cognito.budget import CognitoBudget
 from authsvc.cognito.gateway import CognitoGateway
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import TokenVerifier
-from authsvc.config import Settings
+from authsvc.config import Settings, serve_settings
 from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
 from authsvc.email.backends import make_backend
@@ -205,7 +205,7 @@ def create_app_from_env() -> FastAPI:
     its own JSON logging: with several workers, uvicorn spawns fresh interpreters."""
     from authsvc import logs
 
-    settings = Settings()
+    settings = serve_settings()
     logs.configure(settings.log_level, json_lines=True)
     if settings.email_backend == "console" and not settings.dev_mode:
         logging.getLogger("authsvc.email").warning(

@@ -2,12 +2,15 @@
 off (by the user and by an admin), and wrong codes counted by the rate limits.
 
 moto checks codes only with MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP=true (conftest sets it),
-against one fixed secret, for the current 30 s step only: see tests/mfa/support.py.
+against one fixed 60-bit secret, for the current 30 s step only. The dev gateway gives each
+user a real 160-bit secret instead and checks codes against it (TestDevSecret), so every
+code here is computed from the secret the API handed out.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 import uuid
@@ -15,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import pyotp
 import pytest
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP as CryptographyTOTP
@@ -40,6 +44,7 @@ from tests.mfa.support import (
     enable_totp,
     mfa_answer,
     totp_at,
+    wait_for_fresh_step,
     wrong_code,
 )
 
@@ -87,11 +92,12 @@ def user(client: TestClient, outbox: DevOutbox) -> tuple[str, Tokens]:
 
 
 @pytest.fixture
-def mfa_user(client: TestClient, user: tuple[str, Tokens]) -> tuple[str, Tokens]:
-    """A user who turned TOTP on over the API (their tokens from before still work)."""
+def mfa_user(client: TestClient, user: tuple[str, Tokens]) -> tuple[str, Tokens, str]:
+    """A user who turned TOTP on over the API (their tokens from before still work), and
+    the secret their authenticator holds."""
     email, tokens = user
-    enable_totp(client, tokens)
-    return email, tokens
+    secret = enable_totp(client, tokens)
+    return email, tokens, secret
 
 
 # --------------------------------------------------------------------------- the code helper
@@ -130,13 +136,14 @@ class TestSetUp:
         assert response.headers["cache-control"] == "no-store"
         body = response.json()
         assert set(body) == {"secret_code", "otpauth_uri"}
-        assert body["secret_code"] == MOTO_SECRET  # upper case, as apps want it
+        secret = body["secret_code"]
+        assert re.fullmatch(r"[A-Z2-7]{32}", secret)  # base32, upper case, as apps want it
 
         uri = urlsplit(body["otpauth_uri"])
         assert (uri.scheme, uri.netloc) == ("otpauth", "totp")
         assert unquote(uri.path) == f"/{settings.totp_issuer}:{email}"
         query = {k: v[0] for k, v in parse_qs(uri.query).items()}
-        assert query["secret"] == MOTO_SECRET
+        assert query["secret"] == secret
         assert query["issuer"] == settings.totp_issuer
         assert query.get("digits", "6") == "6"
         assert query.get("period", "30") == "30"
@@ -153,8 +160,11 @@ class TestSetUp:
 
     def test_wrong_code_is_invalid_code_and_mfa_stays_off(self, client, user):
         email, tokens = user
-        assert client.post(TOTP, headers=tokens.bearer).status_code == 200
-        response = client.post(VERIFY, json={"code": wrong_code()}, headers=tokens.bearer)
+        setup = client.post(TOTP, headers=tokens.bearer)
+        assert setup.status_code == 200
+        response = client.post(
+            VERIFY, json={"code": wrong_code(setup.json()["secret_code"])}, headers=tokens.bearer
+        )
         assert_problem(response, 400, "invalid_code")
         assert me(client, tokens)["mfa_enabled"] is False
         assert sign_in_raw(client, email)["kind"] == "tokens"
@@ -177,19 +187,107 @@ class TestSetUp:
         mfa_challenge(client, email)
 
 
+# --------------------------------------------------------------------------- the dev secret
+
+
+class TestDevSecret:
+    """moto's fixed 60-bit secret is refused by pyotp and authenticator apps; dev mode hands
+    out a real 160-bit secret per user and checks codes against it."""
+
+    def test_pyotp_refuses_motos_secret(self):
+        # Why the dev gateway exists: an app (or pyotp) cannot use what moto hands out.
+        with pytest.raises(ValueError):
+            pyotp.TOTP(MOTO_SECRET).now()
+
+    def test_each_user_gets_a_160_bit_secret(self, client, outbox):
+        secrets = set()
+        for _ in range(2):
+            _, tokens = signed_in_user(client, outbox)
+            response = client.post(TOTP, headers=tokens.bearer)
+            assert response.status_code == 200, response.text
+            secret = response.json()["secret_code"]
+            assert len(base64.b32decode(secret)) == 20
+            secrets.add(secret)
+        assert len(secrets) == 2 and MOTO_SECRET not in secrets
+
+    def test_pyotp_codes_set_up_and_answer_the_challenge(self, client, user):
+        email, tokens = user
+        setup = client.post(TOTP, headers=tokens.bearer).json()
+        authenticator = pyotp.parse_uri(setup["otpauth_uri"])  # what a QR scan gives an app
+        assert authenticator.secret == setup["secret_code"]
+        wait_for_fresh_step()
+        verified = client.post(VERIFY, json={"code": authenticator.now()}, headers=tokens.bearer)
+        assert verified.status_code == 204, verified.text
+
+        session = mfa_challenge(client, email)
+        wait_for_fresh_step()
+        response = client.post(CHALLENGE, json=mfa_answer(email, session, authenticator.now()))
+        assert response.status_code == 200, response.text
+        assert response.json()["kind"] == "tokens"
+
+    def test_motos_code_is_refused(self, client, user):
+        email, tokens = user
+        setup = client.post(TOTP, headers=tokens.bearer).json()
+        moto = client.post(VERIFY, json={"code": current_code(MOTO_SECRET)}, headers=tokens.bearer)
+        if current_code(MOTO_SECRET) != current_code(setup["secret_code"]):
+            assert_problem(moto, 400, "invalid_code")
+        enable = current_code(setup["secret_code"])
+        assert client.post(VERIFY, json={"code": enable}, headers=tokens.bearer).status_code == 204
+
+        session = mfa_challenge(client, email)
+        code = current_code(MOTO_SECRET)
+        if code not in {totp_at(setup["secret_code"], time.time() + k * 30) for k in (-1, 0, 1)}:
+            wrong = client.post(CHALLENGE, json=mfa_answer(email, session, code))
+            assert_problem(wrong, 400, "invalid_code")
+        right = client.post(
+            CHALLENGE, json=mfa_answer(email, session, current_code(setup["secret_code"]))
+        )
+        assert right.status_code == 200, right.text
+
+    def test_a_new_secret_replaces_the_old_only_once_verified(self, client, mfa_user):
+        # As in Cognito: associating again gives a pending secret; sign-in keeps using the
+        # one in use until the new one is verified. (Gateway calls, below the endpoints.)
+        email, tokens, old = mfa_user
+        gateway = client.app.state.authsvc.gateway
+        new = gateway.associate_software_token(tokens.access_token)
+        assert new != old and len(base64.b32decode(new)) == 20
+
+        session = mfa_challenge(client, email)
+        answered = client.post(CHALLENGE, json=mfa_answer(email, session, current_code(old)))
+        assert answered.status_code == 200, answered.text
+
+        assert gateway.verify_software_token(tokens.access_token, current_code(new)) == "SUCCESS"
+        session = mfa_challenge(client, email)
+        stale = current_code(old)
+        if stale not in {totp_at(new, time.time() + k * 30) for k in (-1, 0, 1)}:
+            refused = client.post(CHALLENGE, json=mfa_answer(email, session, stale))
+            assert_problem(refused, 400, "invalid_code")
+        answered = client.post(CHALLENGE, json=mfa_answer(email, session, current_code(new)))
+        assert answered.status_code == 200, answered.text
+
+    def test_previous_step_is_accepted(self, client, mfa_user):
+        # Cognito tolerates a little clock drift; so does dev mode (one 30 s step).
+        email, _, secret = mfa_user
+        session = mfa_challenge(client, email)
+        response = client.post(
+            CHALLENGE, json=mfa_answer(email, session, totp_at(secret, time.time() - 30))
+        )
+        assert response.status_code == 200, response.text
+
+
 # --------------------------------------------------------------------------- sign-in
 
 
 class TestSignInChallenge:
     def test_wrong_then_right_code(self, client, mfa_user):
-        email, _ = mfa_user
+        email, _, secret = mfa_user
         session = mfa_challenge(client, email)
-        wrong = client.post(CHALLENGE, json=mfa_answer(email, session, wrong_code()))
+        wrong = client.post(CHALLENGE, json=mfa_answer(email, session, wrong_code(secret)))
         assert_problem(wrong, 400, "invalid_code")
         assert "access_token" not in wrong.text
 
         # The session survives a wrong code.
-        response = client.post(CHALLENGE, json=mfa_answer(email, session, current_code()))
+        response = client.post(CHALLENGE, json=mfa_answer(email, session, current_code(secret)))
         assert response.status_code == 200, response.text
         body = response.json()
         assert body["kind"] == "tokens"
@@ -198,20 +296,22 @@ class TestSignInChallenge:
         assert me(client, tokens)["email"] == email
 
     def test_missing_code_is_a_validation_error(self, client, mfa_user):
-        email, _ = mfa_user
+        email, _, secret = mfa_user
         session = mfa_challenge(client, email)
         body = {"challenge": "SOFTWARE_TOKEN_MFA", "session": session, "email": email}
         problem = assert_problem(client.post(CHALLENGE, json=body), 422, "validation_error")
         assert "code" in problem["detail"]
 
     def test_forged_session_is_refused(self, client, mfa_user):
-        email, _ = mfa_user
-        response = client.post(CHALLENGE, json=mfa_answer(email, str(uuid.uuid4()), current_code()))
+        email, _, secret = mfa_user
+        response = client.post(
+            CHALLENGE, json=mfa_answer(email, str(uuid.uuid4()), current_code(secret))
+        )
         assert_problem(response, 400, "invalid_session")
         assert "access_token" not in response.text
 
     def test_wrong_password_gets_no_challenge(self, client, mfa_user):
-        email, _ = mfa_user
+        email, _, secret = mfa_user
         response = client.post(SIGN_IN, json={"email": email, "password": "Wrong-Passw0rd!"})
         assert_problem(response, 401, "invalid_credentials")
 
@@ -221,7 +321,7 @@ class TestSignInChallenge:
 
 class TestTurningOff:
     def test_admin_sees_mfa_and_turns_it_off(self, client, admin, mfa_user):
-        email, tokens = mfa_user
+        email, tokens, secret = mfa_user
         username = me(client, tokens)["username"]
         path = f"{ADMIN_USERS}/{username}"
 
@@ -237,7 +337,7 @@ class TestTurningOff:
         assert sign_in_raw(client, email)["kind"] == "tokens"
 
     def test_admin_mfa_off_needs_an_admin(self, client, mfa_user):
-        email, tokens = mfa_user
+        email, tokens, secret = mfa_user
         username = me(client, tokens)["username"]
         response = client.delete(f"{ADMIN_USERS}/{username}/mfa", headers=tokens.bearer)
         assert_problem(response, 403, "forbidden")
@@ -248,14 +348,14 @@ class TestTurningOff:
         assert_problem(response, 404, "not_found")
 
     def test_user_turns_it_off(self, client, mfa_user):
-        email, tokens = mfa_user
+        email, tokens, secret = mfa_user
         response = client.delete(TOTP, headers=tokens.bearer)
         assert response.status_code == 204, response.text
         assert me(client, tokens)["mfa_enabled"] is False
         assert sign_in_raw(client, email)["kind"] == "tokens"
 
     def test_turn_on_again_after_off(self, client, mfa_user):
-        email, tokens = mfa_user
+        email, tokens, secret = mfa_user
         assert client.delete(TOTP, headers=tokens.bearer).status_code == 204
         enable_totp(client, tokens)
         assert me(client, tokens)["mfa_enabled"] is True
@@ -319,16 +419,16 @@ class TestWrongCodesAreLimited:
         self, limited, calls, client, outbox
     ):
         email, tokens = signed_in_user(client, outbox)
-        enable_totp(client, tokens)
+        secret = enable_totp(client, tokens)
         session = mfa_challenge(limited, email)
         for _ in range(3):
-            wrong = limited.post(CHALLENGE, json=mfa_answer(email, session, wrong_code()))
+            wrong = limited.post(CHALLENGE, json=mfa_answer(email, session, wrong_code(secret)))
             assert_problem(wrong, 400, "invalid_code")
         assert "RespondToAuthChallenge" in calls.names
 
         mark = calls.count
         # Even the right code is refused now: the limit is checked before Cognito is asked.
-        refused = limited.post(CHALLENGE, json=mfa_answer(email, session, current_code()))
+        refused = limited.post(CHALLENGE, json=mfa_answer(email, session, current_code(secret)))
         assert_problem(refused, 429, "rate_limited")
         assert int(refused.headers["retry-after"]) > 0
         assert calls.since(mark) == []
@@ -336,37 +436,43 @@ class TestWrongCodesAreLimited:
         # A new sign-in does not reset the count of wrong codes.
         session = mfa_challenge(limited, email)
         mark = calls.count
-        again = limited.post(CHALLENGE, json=mfa_answer(email, session, current_code()))
+        again = limited.post(CHALLENGE, json=mfa_answer(email, session, current_code(secret)))
         assert_problem(again, 429, "rate_limited")
         assert calls.since(mark) == []
 
     def test_the_count_is_per_user(self, limited, client, outbox):
         email, tokens = signed_in_user(client, outbox)
-        enable_totp(client, tokens)
+        secret = enable_totp(client, tokens)
         other, other_tokens = signed_in_user(client, outbox)
-        enable_totp(client, other_tokens)
+        other_secret = enable_totp(client, other_tokens)
         session = mfa_challenge(limited, email)
         for _ in range(3):
-            response = limited.post(CHALLENGE, json=mfa_answer(email, session, wrong_code()))
+            response = limited.post(CHALLENGE, json=mfa_answer(email, session, wrong_code(secret)))
             assert_problem(response, 400, "invalid_code")
         assert_problem(
-            limited.post(CHALLENGE, json=mfa_answer(email, session, current_code())),
+            limited.post(CHALLENGE, json=mfa_answer(email, session, current_code(secret))),
             429,
             "rate_limited",
         )
         other_session = mfa_challenge(limited, other)
-        response = limited.post(CHALLENGE, json=mfa_answer(other, other_session, current_code()))
+        response = limited.post(
+            CHALLENGE, json=mfa_answer(other, other_session, current_code(other_secret))
+        )
         assert response.status_code == 200, response.text
         assert response.json()["kind"] == "tokens"
 
     def test_wrong_set_up_codes_are_limited_too(self, limited, calls, client, outbox):
         _, tokens = signed_in_user(client, outbox)
-        assert limited.post(TOTP, headers=tokens.bearer).status_code == 200
+        setup = limited.post(TOTP, headers=tokens.bearer)
+        assert setup.status_code == 200
+        secret = setup.json()["secret_code"]
         for _ in range(3):
-            response = limited.post(VERIFY, json={"code": wrong_code()}, headers=tokens.bearer)
+            response = limited.post(
+                VERIFY, json={"code": wrong_code(secret)}, headers=tokens.bearer
+            )
             assert_problem(response, 400, "invalid_code")
         mark = calls.count
-        refused = limited.post(VERIFY, json={"code": current_code()}, headers=tokens.bearer)
+        refused = limited.post(VERIFY, json={"code": current_code(secret)}, headers=tokens.bearer)
         assert_problem(refused, 429, "rate_limited")
         assert calls.since(mark) == []
         assert me(limited, tokens)["mfa_enabled"] is False

@@ -283,14 +283,14 @@ class TestCookieIsIssued:
         assert_bearer_tokens(spa.post(CHALLENGE, json=answer))
 
     def test_software_token_mfa_challenge(self, spa, spa_settings, user):
-        enable_totp(spa, sign_in(spa, user))
+        secret = enable_totp(spa, sign_in(spa, user))
         first = sign_in_with_cookie(spa, user)
         assert first.status_code == 200, first.text
         challenge = first.json()
         assert challenge["kind"] == "challenge"
         assert challenge["challenge"] == "SOFTWARE_TOKEN_MFA"
         assert first.headers.get_list("set-cookie") == []
-        answer = mfa_answer(user, challenge["session"], current_code())
+        answer = mfa_answer(user, challenge["session"], current_code(secret))
         response = spa.post(CHALLENGE, json=answer, headers=COOKIE_MODE)
         assert response.status_code == 200, response.text
         value = issued_cookie(response, spa_settings)
@@ -299,10 +299,10 @@ class TestCookieIsIssued:
         assert refreshed.status_code == 200, refreshed.text
 
     def test_software_token_mfa_challenge_bearer_mode(self, spa, user):
-        enable_totp(spa, sign_in(spa, user))
+        secret = enable_totp(spa, sign_in(spa, user))
         challenge = spa.post(SIGN_IN, json={"email": user, "password": PASSWORD}).json()
         assert challenge["challenge"] == "SOFTWARE_TOKEN_MFA"
-        answer = mfa_answer(user, challenge["session"], current_code())
+        answer = mfa_answer(user, challenge["session"], current_code(secret))
         assert_bearer_tokens(spa.post(CHALLENGE, json=answer))
 
     def test_refresh_from_the_cookie_sets_it_again(self, spa, spa_settings, cookie):

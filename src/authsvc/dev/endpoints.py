@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Query
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, FastAPI, Query, Request, Response
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from authsvc import errors
 from authsvc.dependencies import StateDep
+from authsvc.dev import inbox
 from authsvc.dev.outbox import OutboxMessage
 
 router = APIRouter(prefix="/dev", tags=["dev"])
@@ -17,17 +18,27 @@ router = APIRouter(prefix="/dev", tags=["dev"])
     "/outbox",
     response_model=list[OutboxMessage],
     summary="Messages a real deployment would have delivered (dev mode only), newest first",
+    description="JSON for scripts; a readable page (grouped by recipient, codes in large"
+    " type, links clickable) for a browser that sends `Accept: text/html`.",
+    responses={200: {"content": {"text/html": {"schema": {"type": "string"}}}}},
 )
 def outbox(
+    request: Request,
+    response: Response,
     state: StateDep,
     to: str | None = Query(
         default=None, max_length=254, description="Only messages to this address"
     ),
     kind: str | None = Query(default=None, max_length=64),
-) -> list[OutboxMessage]:
+) -> list[OutboxMessage] | HTMLResponse:
     if state.outbox is None:
         raise errors.NotFoundError()
-    return state.outbox.list(to=to.lower() if to else None, kind=kind)
+    messages = state.outbox.list(to=to.lower() if to else None, kind=kind)
+    if inbox.wants_html(request.headers.get("accept")):
+        page = inbox.render(messages, to=to, kind=kind)
+        return HTMLResponse(page, headers={"Vary": "Accept", "Cache-Control": "no-store"})
+    response.headers["Vary"] = "Accept"
+    return messages
 
 
 def spa_dir() -> Path | None:

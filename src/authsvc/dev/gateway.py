@@ -6,11 +6,21 @@ prefix nobody would type (REFERENCE.md). Here every code is six digits, delivere
 outbox, checked, single use and expiring, with at most ``MAX_ATTEMPTS`` wrong tries: what a
 person sees against real Cognito. It also revokes refresh tokens filed under the email
 alias on admin sign-out, which real Cognito does and moto does not.
+
+TOTP: moto hands every user the secret ``ASDFASDFASDF`` (60 bits, which pyotp and
+authenticator apps refuse). Here each user gets a real 160-bit base32 secret, codes are
+checked against it (RFC 6238, one step either side, as Cognito allows for clock drift), and
+moto is then given the code of its own fixed secret, so its state (MFA verified, challenge
+answered) follows.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +30,7 @@ from authsvc import errors
 from authsvc.auth.service import mask_email
 from authsvc.cognito.errors import UnknownUserError
 from authsvc.cognito.gateway import Attributes, CognitoGateway, from_attribute_list
+from authsvc.cognito.tokens import unverified_claims
 from authsvc.config import Settings
 from authsvc.dev.outbox import DevOutbox
 
@@ -27,6 +38,34 @@ SIGN_UP_CODE_TTL = 24 * 3600
 RESET_CODE_TTL = 3600
 MAX_ATTEMPTS = 5
 MOTO_CODE_HEADER = "x-moto-forgot-password-confirmation-code"
+MOTO_TOTP_SECRET = "ASDFASDFASDF"  # moto.cognitoidp.models.COGNITO_TOTP_MFA_SECRET
+TOTP_STEP = 30
+TOTP_SECRET_BYTES = 20  # 160 bits, RFC 4226's recommended length
+
+
+def totp_code(secret: str, at: float) -> str:
+    """RFC 6238 (HMAC-SHA1, 30 s, 6 digits): what pyotp and authenticator apps compute."""
+    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(at // TOTP_STEP)), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+def totp_matches(secret: str, code: str, at: float | None = None) -> bool:
+    now = time.time() if at is None else at
+    return any(
+        secrets.compare_digest(totp_code(secret, now + k * TOTP_STEP), code) for k in (-1, 0, 1)
+    )
+
+
+def moto_totp_code() -> str:
+    """The code moto accepts now: its fixed secret, current step only. Computed with at
+    least half a second of the step left, so the call reaches moto within the same step."""
+    left = TOTP_STEP - time.time() % TOTP_STEP
+    if left < 0.5:
+        time.sleep(left + 0.01)
+    return totp_code(MOTO_TOTP_SECRET, time.time())
 
 
 @dataclass
@@ -35,6 +74,20 @@ class _Code:
     expires_at: float
     attempts: int = 0
     upstream: str | None = None  # moto's own code, passed on once ours matched
+
+
+class _TotpSecrets:
+    """(pool id, Cognito username) -> base32 secret, associated (pending) and verified
+    (active). Process-wide, like moto's own state: every gateway on one emulator (the tests
+    build several apps over one) sees the same users, so it must see the same secrets."""
+
+    def __init__(self) -> None:
+        self.pending: dict[tuple[str, str], str] = {}
+        self.active: dict[tuple[str, str], str] = {}
+        self.lock = threading.Lock()
+
+
+_TOTP = _TotpSecrets()
 
 
 def new_code() -> str:
@@ -48,6 +101,10 @@ class DevCognitoGateway(CognitoGateway):
         self._sign_up: dict[str, _Code] = {}
         self._reset: dict[str, _Code] = {}
         self._lock = threading.Lock()
+        self.client.meta.events.register(
+            "before-parameter-build.cognito-identity-provider.RespondToAuthChallenge",
+            self._mfa_challenge_code,
+        )
         # moto answers an unknown, used or expired challenge session with
         # ResourceNotFoundException (which reads as a missing pool); Cognito with
         # NotAuthorizedException, i.e. invalid_session.
@@ -128,6 +185,55 @@ class DevCognitoGateway(CognitoGateway):
         super().confirm_forgot_password(email, entry.upstream or code, new_password)
         with self._lock:
             self._reset.pop(email, None)
+
+    # -- TOTP with a real secret per user -----------------------------------------------
+
+    def associate_software_token(self, access_token: str) -> str:
+        super().associate_software_token(access_token)  # moto checks the token
+        secret = base64.b32encode(secrets.token_bytes(TOTP_SECRET_BYTES)).decode()
+        with _TOTP.lock:
+            _TOTP.pending[self._token_user(access_token)] = secret
+        return secret
+
+    def verify_software_token(self, access_token: str, code: str) -> str:
+        user = self._token_user(access_token)
+        with _TOTP.lock:
+            secret = _TOTP.pending.get(user)
+        if secret is None or not totp_matches(secret, code):
+            raise errors.InvalidCodeError()
+        status = super().verify_software_token(access_token, moto_totp_code())
+        with _TOTP.lock:
+            if _TOTP.pending.get(user) == secret:
+                _TOTP.active[user] = _TOTP.pending.pop(user)
+        return status
+
+    def totp_secret(self, username: str) -> str | None:
+        """The secret in use for a user (None before a verified set-up)."""
+        with _TOTP.lock:
+            return _TOTP.active.get((self.pool_id, username))
+
+    def _mfa_challenge_code(self, params: dict[str, Any], **_: Any) -> None:
+        """Check a SOFTWARE_TOKEN_MFA answer against the user's own secret, then hand moto
+        the code it expects (or one it refuses). A botocore hook, so it applies whatever
+        the gateway's respond_to_challenge signature is."""
+        if params.get("ChallengeName") != "SOFTWARE_TOKEN_MFA":
+            return
+        responses = params.get("ChallengeResponses") or {}
+        code = str(responses.get("SOFTWARE_TOKEN_MFA_CODE", ""))
+        user = self._find(str(responses.get("USERNAME", "")))
+        secret = self.totp_secret(str(user["Username"])) if user else None
+        if secret is None:
+            return  # set up outside this gateway: moto checks its own secret
+        expected = moto_totp_code()
+        if totp_matches(secret, code):
+            responses["SOFTWARE_TOKEN_MFA_CODE"] = expected
+        else:
+            responses["SOFTWARE_TOKEN_MFA_CODE"] = f"{(int(expected) + 1) % 1_000_000:06d}"
+
+    def _token_user(self, access_token: str) -> tuple[str, str]:
+        # The endpoint verified this token and moto accepted it just before: reading its
+        # claims here is safe.
+        return self.pool_id, str(unverified_claims(access_token).get("username", ""))
 
     # -- moto's refresh tokens are filed under the sign-in alias ------------------------
 

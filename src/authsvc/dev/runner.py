@@ -43,7 +43,7 @@ def start(
     endpoint = emulator.start()
     client = emulator.client()
     pool = provision(client, load_template(default_template_path()))
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     values: dict[str, Any] = {
         "cognito_region": pool.region,
         "cognito_user_pool_id": pool.user_pool_id,
@@ -60,7 +60,9 @@ def start(
     if not os.environ.get("AUTHSVC_SECRET_KEY"):
         values["secret_key"] = dev_secret_key(data_dir)
     if not os.environ.get("AUTHSVC_DATABASE_URL"):
-        values["database_url"] = f"sqlite:///{(data_dir / 'authsvc.db').resolve()}"
+        database = (data_dir / "authsvc.db").resolve()
+        private_file(database)  # before SQLite creates it with the umask's mode (0644)
+        values["database_url"] = f"sqlite:///{database}"
     values.update(overrides or {})
     settings = Settings(**values)  # env vars fill what is not given here
     admin_email = os.environ.get("AUTHSVC_DEV_ADMIN_EMAIL", "admin@example.com").strip().lower()
@@ -74,9 +76,17 @@ def dev_secret_key(data_dir: Path) -> str:
     """The key that encrypts queued emails in dev mode, kept beside the SQLite file."""
     path = data_dir / "secret_key"
     if not path.exists():
+        private_file(path)
         path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
     return path.read_text().strip()
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (0600), or tighten an existing one: the
+    dev database holds invitations and audit events, the key file decrypts queued emails."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+    path.chmod(0o600)
 
 
 def seed_admin(client: Any, pool: ProvisionedPool, email: str, password: str) -> None:
@@ -105,7 +115,9 @@ def seed_admin(client: Any, pool: ProvisionedPool, email: str, password: str) ->
             )
 
 
-def banner(env: DevEnvironment, host: str, port: int, started: float) -> str:
+def banner(
+    env: DevEnvironment, host: str, port: int, started: float, *, unsafe_public: bool = False
+) -> str:
     base = f"http://{host}:{port}"
     password = env.admin_password if env.generated_password else "(from AUTHSVC_DEV_ADMIN_PASSWORD)"
     lines = [
@@ -121,4 +133,11 @@ def banner(env: DevEnvironment, host: str, port: int, started: float) -> str:
         " Users live in memory: they are gone after a restart.",
         "",
     ]
+    if unsafe_public:
+        lines[1:1] = [
+            f"  WARNING: --unsafe-public: listening on {host}. Anyone who can reach this port",
+            "  reads every code and reset link at /dev/outbox, and tokens are signed with a key",
+            "  published in moto's package. Never use this on a shared or public network.",
+            "",
+        ]
     return "\n".join(lines)

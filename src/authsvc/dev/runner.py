@@ -27,6 +27,7 @@ class DevEnvironment:
     admin_email: str
     admin_password: str
     generated_password: bool
+    directory: Any = None  # AUTHSVC_DEV_DIRECTORY=1: the dev slapd (authsvc.dev.slapd)
 
 
 def generate_password() -> str:
@@ -61,13 +62,23 @@ def start(
         values["secret_key"] = dev_secret_key(data_dir)
     if not os.environ.get("AUTHSVC_DATABASE_URL"):
         values["database_url"] = f"sqlite:///{(data_dir / 'authsvc.db').resolve()}"
+    directory = None
+    if os.environ.get("AUTHSVC_DEV_DIRECTORY", "").lower() in {"1", "true", "yes"}:
+        from authsvc.dev.directory import start_dev_directory
+
+        directory, directory_values = start_dev_directory(
+            client, load_template(default_template_path()), pool
+        )
+        values.update(directory_values)
     values.update(overrides or {})
     settings = Settings(**values)  # env vars fill what is not given here
     admin_email = os.environ.get("AUTHSVC_DEV_ADMIN_EMAIL", "admin@example.com").strip().lower()
     configured = os.environ.get("AUTHSVC_DEV_ADMIN_PASSWORD")
     admin_password = configured or generate_password()
     seed_admin(client, pool, admin_email, admin_password)
-    return DevEnvironment(settings, emulator, pool, admin_email, admin_password, configured is None)
+    return DevEnvironment(
+        settings, emulator, pool, admin_email, admin_password, configured is None, directory
+    )
 
 
 def dev_secret_key(data_dir: Path) -> str:
@@ -117,8 +128,21 @@ def banner(env: DevEnvironment, host: str, port: int, started: float) -> str:
         f"  Admin       {env.admin_email} / {password}",
         f"  Cognito     {env.settings.cognito_endpoint_url} (pool {env.pool.user_pool_id})",
         f"  Database    {env.settings.database_url}",
+        *_directory_lines(env),
         f"  Ready in {time.perf_counter() - started:.1f}s."
         " Users live in memory: they are gone after a restart.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _directory_lines(env: DevEnvironment) -> list[str]:
+    if env.directory is None:
+        return []
+    from authsvc.dev.directory import DEV_PEOPLE
+
+    people = ", ".join(f"{p.uid} / {p.password}" for p in DEV_PEOPLE)
+    return [
+        f"  Directory   {env.directory.ldap_url} (slapd): POST /v1/auth/directory/sign-in",
+        f"              {people}",
+    ]

@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -283,6 +284,63 @@ class Slapd:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError("slapd did not start listening in time")
+
+    # -- changes while running (as the root DN, over StartTLS) ---------------------------
+
+    def _admin(self) -> Any:
+        import ssl
+
+        from ldap3 import Connection, Server, Tls
+
+        tls = Tls(validate=ssl.CERT_REQUIRED, ca_certs_file=str(self.ca_file))
+        conn = Connection(Server(self.ldap_url, tls=tls), user=ROOT_DN, password=self.root_password)
+        conn.open()
+        conn.start_tls()
+        if not conn.bind():
+            raise RuntimeError(f"root bind refused: {conn.result}")
+        return conn
+
+    def add(self, person: Person) -> str:
+        dn = f"uid={person.uid},{USER_BASE}"
+        attributes: dict[str, Any] = {
+            "uid": person.uid,
+            "cn": f"{person.given_name} {person.surname}",
+            "givenName": person.given_name,
+            "sn": person.surname,
+            "userPassword": ssha(person.password),
+        }
+        if person.mail:
+            attributes["mail"] = person.mail
+        if person.department:
+            attributes["departmentNumber"] = person.department
+        if person.disabled:
+            attributes["employeeType"] = "disabled"
+        conn = self._admin()
+        try:
+            if not conn.add(dn, ["inetOrgPerson"], attributes):
+                raise RuntimeError(f"add refused: {conn.result}")
+        finally:
+            conn.unbind()
+        return dn
+
+    def set_disabled(self, uid: str, disabled: bool = True) -> None:
+        from ldap3 import MODIFY_DELETE, MODIFY_REPLACE
+
+        change = (MODIFY_REPLACE, ["disabled"]) if disabled else (MODIFY_DELETE, [])
+        conn = self._admin()
+        try:
+            if not conn.modify(f"uid={uid},{USER_BASE}", {"employeeType": [change]}):
+                raise RuntimeError(f"modify refused: {conn.result}")
+        finally:
+            conn.unbind()
+
+    def delete(self, uid: str) -> None:
+        conn = self._admin()
+        try:
+            if not conn.delete(f"uid={uid},{USER_BASE}"):
+                raise RuntimeError(f"delete refused: {conn.result}")
+        finally:
+            conn.unbind()
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:

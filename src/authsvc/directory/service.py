@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import secrets
 import string
-import threading
 import time
 from typing import Any
 
@@ -253,20 +252,3 @@ class DirectoryService:
         self.revocations.revoke(user_sub(user))
         self.auth.end_cognito_sessions(username)
         log.info("directory sync: disabled a user whose directory entry is gone or disabled")
-
-
-_lock = threading.Lock()
-
-
-def directory_service(app_state: Any, holder: Any) -> DirectoryService:
-    """The app's DirectoryService, built on first use and kept on ``holder``."""
-    service: DirectoryService | None = getattr(holder, "authsvc_directory", None)
-    if service is not None:
-        return service
-    with _lock:
-        service = getattr(holder, "authsvc_directory", None)
-        if service is None:
-            s = app_state
-            service = DirectoryService(s.settings, s.gateway, s.pool, s.revocations, s.auth)
-            holder.authsvc_directory = service
-    return service

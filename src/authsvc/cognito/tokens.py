@@ -219,7 +219,8 @@ class TokenVerifier:
             raise errors.InvalidTokenError() from None
         if payload.get("token_use") != "access":
             raise errors.InvalidTokenError("An access token is required.")
-        if payload.get("client_id") not in self.client_ids:
+        client_id = payload.get("client_id")
+        if not isinstance(client_id, str) or client_id not in self.client_ids:
             raise errors.InvalidTokenError("The token was issued to another client.")
         try:
             return AccessClaims(

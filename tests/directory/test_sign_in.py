@@ -146,3 +146,95 @@ class TestRefused:
 
     def test_not_configured_is_not_found(self, client: TestClient) -> None:
         assert_problem(sign_in(client, "alice", "x"), 404, "not_found")
+
+
+class TestLimits:
+    def test_failures_per_username_then_429_even_for_the_right_password(
+        self, cognito: Emulator, database_url: str, slapd: Any, directory_client_id: str
+    ) -> None:
+        from authsvc.main import create_app
+        from tests.directory.conftest import directory_settings
+
+        settings = directory_settings(
+            cognito,
+            database_url,
+            slapd,
+            directory_client_id,
+            rate_limits_enabled=True,
+            rate_limit_sign_in_failures="2/15 minutes",
+        )
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            for _ in range(2):
+                assert_problem(sign_in(client, BOB.uid, "wrong-1"), 401, "invalid_credentials")
+            limited = sign_in(client, BOB.uid, BOB.password)
+            assert_problem(limited, 429, "rate_limited")
+            assert int(limited.headers["retry-after"]) > 0
+            # another username is not affected
+            assert sign_in(client, ALICE.uid, ALICE.password).status_code == 200
+
+
+class TestCognitoAccount:
+    def test_existing_self_signed_up_account_is_taken_over_by_the_directory(
+        self, dir_client: TestClient, slapd: Any, cognito: Emulator
+    ) -> None:
+        from authsvc.dev.slapd import Person
+        from tests.directory.conftest import new_uid
+        from tests.helpers import sign_in as password_sign_in
+
+        uid = new_uid("claim")
+        person = Person(uid, "Claim-pw-1", f"{uid}@corp.example.com", "Claire", "Claim")
+        # Someone registered the work address with a password of their own first.
+        cognito.client.admin_create_user(
+            UserPoolId=cognito.pool.user_pool_id,
+            Username=person.mail,
+            MessageAction="SUPPRESS",
+            TemporaryPassword="Temp-pass-1!",
+            UserAttributes=[
+                {"Name": "email", "Value": person.mail},
+                {"Name": "family_name", "Value": "Other"},
+            ],
+        )
+        cognito.client.admin_set_user_password(
+            UserPoolId=cognito.pool.user_pool_id,
+            Username=person.mail,
+            Password="Squatter-pw-1!",
+            Permanent=True,
+        )
+        old = password_sign_in(dir_client, person.mail, "Squatter-pw-1!")
+        slapd.add(person)
+        assert sign_in(dir_client, person.uid, person.password).status_code == 200
+        # The old password and its sessions are dead; the directory owns the account now.
+        again = dir_client.post(
+            "/v1/auth/sign-in", json={"email": person.mail, "password": "Squatter-pw-1!"}
+        )
+        assert_problem(again, 401, "invalid_credentials")
+        assert_problem(dir_client.get("/v1/auth/session", headers=old.bearer), 401, "invalid_token")
+        user = cognito.client.admin_get_user(
+            UserPoolId=cognito.pool.user_pool_id, Username=person.mail
+        )
+        attributes = {a["Name"]: a["Value"] for a in user["UserAttributes"]}
+        assert attributes["family_name"] == "Claim"  # mapped from the directory
+
+    def test_group_left_in_the_directory_is_removed_in_cognito(
+        self, dir_client: TestClient, slapd: Any, cognito: Emulator
+    ) -> None:
+        from ldap3 import MODIFY_DELETE
+
+        from authsvc.dev.slapd import GROUP_BASE, USER_BASE, Person
+        from tests.directory.conftest import new_uid
+
+        uid = new_uid("grp")
+        person = Person(uid, "Group-pw-1", f"{uid}@corp.example.com", "Gus", "Group")
+        dn = slapd.add(person)
+        conn = slapd._admin()
+        conn.modify(f"cn=engineering,{GROUP_BASE}", {"member": [("MODIFY_ADD", [dn])]})
+        first = sign_in(dir_client, uid, person.password).json()
+        assert "engineering" in claims(first["access_token"])["cognito:groups"]
+        conn.modify(f"cn=engineering,{GROUP_BASE}", {"member": [(MODIFY_DELETE, [dn])]})
+        conn.unbind()
+        second = sign_in(dir_client, uid, person.password).json()
+        assert "engineering" not in claims(second["access_token"]).get("cognito:groups", [])
+        # the token that still carried the group is revoked
+        bearer = {"Authorization": f"Bearer {first['access_token']}"}
+        assert_problem(dir_client.get("/v1/auth/session", headers=bearer), 401, "invalid_token")
+        assert USER_BASE in dn

@@ -84,6 +84,22 @@ class TestTransports:
         with pytest.raises(DirectoryUnavailableError):
             directory.authenticate(ALICE.uid, ALICE.password)
 
+    def test_certificate_for_another_host_is_refused(self, settings_for: Any) -> None:
+        other = Slapd(PEOPLE[:1], cert_host="127.0.0.2").start()
+        try:
+            for url in (other.ldap_url, other.ldaps_url):
+                directory = LdapDirectory(
+                    settings_for(
+                        ldap_url=url,
+                        ldap_ca_file=str(other.ca_file),
+                        ldap_bind_password=other.service_password,
+                    )
+                )
+                with pytest.raises(DirectoryUnavailableError):
+                    directory.authenticate(ALICE.uid, ALICE.password)
+        finally:
+            other.stop()
+
     def test_wrong_ca_is_503_at_the_api(self, settings_for: Any, wrong_ca: str) -> None:
         app = create_app(settings_for(ldap_ca_file=wrong_ca))
         with TestClient(app, raise_server_exceptions=False) as client:

@@ -66,7 +66,7 @@ class Certificates:
 
 
 def make_certificates(host: str = "127.0.0.1") -> Certificates:
-    """A self-signed CA and a server certificate for ``host`` (IP SAN) and localhost."""
+    """A self-signed CA and a server certificate for ``host`` (an IP SAN)."""
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name(
@@ -110,9 +110,7 @@ def make_certificates(host: str = "127.0.0.1") -> Certificates:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]
-            ),
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -189,6 +187,7 @@ class Slapd:
     people: list[Person]
     host: str = "127.0.0.1"
     tls: bool = True
+    cert_host: str | None = None  # the name in the certificate (default: host)
     root_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     service_password: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     workdir: Path = field(init=False)
@@ -213,7 +212,7 @@ class Slapd:
             )
         self.workdir = Path(tempfile.mkdtemp(prefix="authsvc-slapd-"))
         (self.workdir / "db").mkdir()
-        certs = make_certificates(self.host)
+        certs = make_certificates(self.cert_host or self.host)
         self.ca_file = self.workdir / "ca.pem"
         self.ca_file.write_bytes(certs.ca_pem)
         (self.workdir / "server.pem").write_bytes(certs.cert_pem)

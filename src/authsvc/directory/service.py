@@ -185,7 +185,9 @@ class DirectoryService:
                 email, random_password(), {**attributes, "email_verified": "true"}
             )
         except AccountExistsError:
-            return self.gateway.admin_get_user(email)  # a concurrent first sign-in won
+            # It did not exist a moment ago: a concurrent first sign-in of the same person
+            # created it. Treated as created here (no takeover of the account).
+            return self.gateway.admin_get_user(email)
         username = str(user["Username"])
         # CONFIRMED with a password no one knows: Cognito would otherwise keep the user in
         # FORCE_CHANGE_PASSWORD, and the directory is the only way in.

@@ -159,14 +159,42 @@ class TestVerify:
     def test_no_keys_refuses_everything(self) -> None:
         assert not triggers.check(verify_event(proof("nonce-1"), "nonce-1"), [], int(time.time()))
 
-    def test_handler_reads_the_key_and_sets_answer_correct(
-        self, monkeypatch: pytest.MonkeyPatch
+    def test_handler_reads_the_key_from_secrets_manager_and_follows_a_rotation(
+        self, cognito: Any, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(triggers, "_keys", [KEY])
+        import boto3
+
+        sm = boto3.client(
+            "secretsmanager",
+            endpoint_url=cognito.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        arn = sm.create_secret(
+            Name=f"proof-{time.time_ns()}", SecretString=json.dumps({"current": KEY})
+        )["ARN"]
+        monkeypatch.setenv("PROOF_KEY_SECRET_ARN", arn)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", cognito.endpoint_url)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        monkeypatch.setattr(triggers, "_keys", None)
         good = triggers.verify(verify_event(proof("nonce-1"), "nonce-1"))
         bad = triggers.verify(verify_event(proof("nonce-2"), "nonce-1"))
         assert good["response"] == {"answerCorrect": True}
         assert bad["response"] == {"answerCorrect": False}
+        # Rotation: the secret gains a new current key; a warm Lambda whose copy is more
+        # than 10 s old re-reads it when a proof fails, and still accepts the old key.
+        sm.put_secret_value(
+            SecretId=arn, SecretString=json.dumps({"current": OLD_KEY, "previous": KEY})
+        )
+        fetched_at, keys = triggers._keys
+        monkeypatch.setattr(triggers, "_keys", (fetched_at - 11, keys))
+        rotated = triggers.verify(verify_event(proof("nonce-1", key=OLD_KEY), "nonce-1"))
+        assert rotated["response"] == {"answerCorrect": True}
+        still = triggers.verify(verify_event(proof("nonce-1"), "nonce-1"))
+        assert still["response"] == {"answerCorrect": True}
 
 
 class TestKeys:

@@ -1,10 +1,9 @@
 """Cognito custom-auth triggers for directory sign-in: Define, Create and Verify.
 
-authsvc checks the directory password, then answers Cognito's one custom challenge with a
-proof: b64url(json {u, n, exp, p, c}) "." b64url(HMAC-SHA256(key, that)), where u is the
-Cognito username, n the challenge's nonce, p and c the pool and app client. Only a holder
-of the proof key can answer. Inlined verbatim into infra/template.yaml (a test checks it):
-standard library and boto3 only, under CloudFormation's 4096-character inline limit.
+authsvc checks the directory password, then answers the one custom challenge with a proof:
+b64url(json {u, n, exp, p, c}) "." b64url(HMAC-SHA256(key, that)): Cognito username,
+the challenge's nonce, expiry, pool and client. Inlined verbatim into infra/template.yaml
+(a test checks it): stdlib and boto3 only, under CloudFormation's 4096-character limit.
 """
 
 import base64
@@ -72,15 +71,16 @@ def check(event, keys, now):
     )
 
 
-def proof_keys():
+def proof_keys(max_age=300):
+    """The secret's keys, re-read after max_age seconds (a rotation reaches warm Lambdas)."""
     global _keys
-    if _keys is None:
+    if _keys is None or time.time() - _keys[0] > max_age:
         import boto3
 
         sm = boto3.client("secretsmanager")
         raw = sm.get_secret_value(SecretId=os.environ["PROOF_KEY_SECRET_ARN"])["SecretString"]
-        _keys = parse_keys(raw)
-    return _keys
+        _keys = (time.time(), parse_keys(raw))
+    return _keys[1]
 
 
 def define(event, context=None):
@@ -111,5 +111,7 @@ def create(event, context=None):
 
 
 def verify(event, context=None):
-    event["response"]["answerCorrect"] = check(event, proof_keys(), int(time.time()))
+    now = int(time.time())
+    ok = check(event, proof_keys(), now) or check(event, proof_keys(10), now)
+    event["response"]["answerCorrect"] = ok
     return event

@@ -112,6 +112,7 @@ def directory_settings(
         "directory_proof_key": PROOF_KEY,
         "directory_attribute_map": ATTRIBUTE_MAP,
         "directory_group_map": {"engineering": "engineering"},
+        "cors_origins": ["http://spa.example.test"],
     }
     values.update(overrides)
     return make_settings(cognito, database_url, **values)

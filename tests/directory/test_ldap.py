@@ -161,3 +161,27 @@ class TestLookup:
         assert found is not None and found.dn.startswith("uid=alice,")
         assert directory.find_by_email("carol@corp.example.com") is None  # disabled
         assert directory.find_by_email("*") is None
+
+
+class TestSettings:
+    @pytest.mark.parametrize(
+        ("overrides", "message"),
+        [
+            ({"ldap_url": "http://dir.example.com"}, "AUTHSVC_LDAP_URL"),
+            ({"ldap_user_filter": "(uid=alice)"}, "AUTHSVC_LDAP_USER_FILTER"),
+            ({"directory_client_id": None}, "AUTHSVC_DIRECTORY_CLIENT_ID"),
+            ({"directory_proof_key": "too-short"}, "AUTHSVC_DIRECTORY_PROOF_KEY"),
+        ],
+    )
+    def test_bad_configuration_fails_at_start(
+        self, settings_for: Any, overrides: dict[str, Any], message: str
+    ) -> None:
+        with pytest.raises(ValidationError, match=message):
+            settings_for(**overrides)
+
+    def test_rotation_document_signs_with_current(self, settings_for: Any) -> None:
+        current, previous = "c" * 40, "p" * 40
+        settings = settings_for(
+            directory_proof_key=f'{{"current": "{current}", "previous": "{previous}"}}'
+        )
+        assert settings.directory_proof_keys == [current, previous]

@@ -84,6 +84,27 @@ class TestSignIn:
         assert response.json()["refresh_token"] is None
         assert "__Host-authsvc_refresh=dir1." in response.headers["set-cookie"]
 
+    def test_refresh_from_the_cookie(self, dir_client: TestClient) -> None:
+        origin = "http://spa.example.test"
+        response = sign_in(
+            dir_client, BOB.uid, BOB.password, headers={"X-Token-Transport": "cookie"}
+        )
+        header = response.headers["set-cookie"]
+        cookie = header.split(";", 1)[0].split("=", 1)[1]
+        assert cookie.startswith("dir1.")
+        dir_client.cookies.clear()
+        refreshed = dir_client.post(
+            "/v1/auth/refresh",
+            headers={
+                "X-Token-Transport": "cookie",
+                "X-CSRF": "1",
+                "Origin": origin,
+                "Cookie": f"__Host-authsvc_refresh={cookie}",
+            },
+        )
+        assert refreshed.status_code == 200, refreshed.text
+        assert refreshed.json()["refresh_token"] is None
+
     def test_username_is_case_insensitive(self, dir_client: TestClient) -> None:
         assert sign_in(dir_client, "BOB", BOB.password).status_code == 200
 

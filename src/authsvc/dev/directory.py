@@ -88,3 +88,14 @@ def start_dev_directory(
         "directory_group_map": {"engineering": "engineering"},
     }
     return directory, settings
+
+
+def directory_lines(directory: Slapd | None) -> list[str]:
+    """The dev banner's lines for the directory (none when it is off)."""
+    if directory is None:
+        return []
+    people = ", ".join(f"{p.uid} / {p.password}" for p in DEV_PEOPLE)
+    return [
+        f"  Directory   {directory.ldap_url} (slapd): POST /v1/auth/directory/sign-in",
+        f"              {people}",
+    ]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from authsvc.config import Settings
+from authsvc.dev.directory import directory_lines
 from authsvc.dev.emulator import (
     EmbeddedCognito,
     ProvisionedPool,
@@ -56,12 +57,6 @@ def start(
         "dev_mode": True,
         "email_backend": "console",
     }
-    if not os.environ.get("AUTHSVC_CORS_ORIGINS"):
-        values["cors_origins"] = [f"http://{host}:{port}"]  # the SPA's own origin
-    if not os.environ.get("AUTHSVC_SECRET_KEY"):
-        values["secret_key"] = dev_secret_key(data_dir)
-    if not os.environ.get("AUTHSVC_DATABASE_URL"):
-        values["database_url"] = f"sqlite:///{(data_dir / 'authsvc.db').resolve()}"
     directory = None
     if os.environ.get("AUTHSVC_DEV_DIRECTORY", "").lower() in {"1", "true", "yes"}:
         from authsvc.dev.directory import start_dev_directory
@@ -70,6 +65,12 @@ def start(
             client, load_template(default_template_path()), pool
         )
         values.update(directory_values)
+    if not os.environ.get("AUTHSVC_CORS_ORIGINS"):
+        values["cors_origins"] = [f"http://{host}:{port}"]  # the SPA's own origin
+    if not os.environ.get("AUTHSVC_SECRET_KEY"):
+        values["secret_key"] = dev_secret_key(data_dir)
+    if not os.environ.get("AUTHSVC_DATABASE_URL"):
+        values["database_url"] = f"sqlite:///{(data_dir / 'authsvc.db').resolve()}"
     values.update(overrides or {})
     settings = Settings(**values)  # env vars fill what is not given here
     admin_email = os.environ.get("AUTHSVC_DEV_ADMIN_EMAIL", "admin@example.com").strip().lower()
@@ -128,21 +129,9 @@ def banner(env: DevEnvironment, host: str, port: int, started: float) -> str:
         f"  Admin       {env.admin_email} / {password}",
         f"  Cognito     {env.settings.cognito_endpoint_url} (pool {env.pool.user_pool_id})",
         f"  Database    {env.settings.database_url}",
-        *_directory_lines(env),
+        *directory_lines(env.directory),
         f"  Ready in {time.perf_counter() - started:.1f}s."
         " Users live in memory: they are gone after a restart.",
         "",
     ]
     return "\n".join(lines)
-
-
-def _directory_lines(env: DevEnvironment) -> list[str]:
-    if env.directory is None:
-        return []
-    from authsvc.dev.directory import DEV_PEOPLE
-
-    people = ", ".join(f"{p.uid} / {p.password}" for p in DEV_PEOPLE)
-    return [
-        f"  Directory   {env.directory.ldap_url} (slapd): POST /v1/auth/directory/sign-in",
-        f"              {people}",
-    ]

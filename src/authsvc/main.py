@@ -26,6 +26,7 @@ from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings, serve_settings
 from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
+from authsvc.directory.endpoints import router as directory_router
 from authsvc.email.backends import make_backend
 from authsvc.email.crypto import PayloadCipher
 from authsvc.email.outbox import Outbox, OutboxWorker, Periodic
@@ -164,6 +165,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(auth_router)
+    app.include_router(directory_router)
     app.include_router(profile_router)
     app.include_router(mfa_router)
     app.include_router(invitations_router)

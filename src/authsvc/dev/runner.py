@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from authsvc.config import Settings
+from authsvc.dev.directory import directory_lines
 from authsvc.dev.emulator import (
     EmbeddedCognito,
     ProvisionedPool,
@@ -27,6 +28,7 @@ class DevEnvironment:
     admin_email: str
     admin_password: str
     generated_password: bool
+    directory: Any = None  # AUTHSVC_DEV_DIRECTORY=1: the dev slapd (authsvc.dev.slapd)
 
 
 def generate_password() -> str:
@@ -55,6 +57,14 @@ def start(
         "dev_mode": True,
         "email_backend": "console",
     }
+    directory = None
+    if os.environ.get("AUTHSVC_DEV_DIRECTORY", "").lower() in {"1", "true", "yes"}:
+        from authsvc.dev.directory import start_dev_directory
+
+        directory, directory_values = start_dev_directory(
+            client, load_template(default_template_path()), pool
+        )
+        values.update(directory_values)
     if not os.environ.get("AUTHSVC_CORS_ORIGINS"):
         values["cors_origins"] = [f"http://{host}:{port}"]  # the SPA's own origin
     if not os.environ.get("AUTHSVC_SECRET_KEY"):
@@ -69,7 +79,9 @@ def start(
     configured = os.environ.get("AUTHSVC_DEV_ADMIN_PASSWORD")
     admin_password = configured or generate_password()
     seed_admin(client, pool, admin_email, admin_password)
-    return DevEnvironment(settings, emulator, pool, admin_email, admin_password, configured is None)
+    return DevEnvironment(
+        settings, emulator, pool, admin_email, admin_password, configured is None, directory
+    )
 
 
 def dev_secret_key(data_dir: Path) -> str:
@@ -129,6 +141,7 @@ def banner(
         f"  Admin       {env.admin_email} / {password}",
         f"  Cognito     {env.settings.cognito_endpoint_url} (pool {env.pool.user_pool_id})",
         f"  Database    {env.settings.database_url}",
+        *directory_lines(env.directory),
         f"  Ready in {time.perf_counter() - started:.1f}s."
         " Users live in memory: they are gone after a restart.",
         "",

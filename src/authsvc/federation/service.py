@@ -33,8 +33,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from authsvc import errors
 from authsvc.auth.schemas import TokenResult
-from authsvc.auth.service import AuthService
-from authsvc.cognito.gateway import new_client
+from authsvc.auth.service import AuthService, token_subject
+from authsvc.cognito.gateway import make_client, new_client
 from authsvc.cognito.tokens import AccessClaims, TokenVerifier
 from authsvc.config import Settings
 from authsvc.db import Database
@@ -255,8 +255,6 @@ class FederationService:
 
     def identity_client(self) -> Any:
         if self._identity_client is None:
-            from authsvc.cognito.gateway import make_client
-
             base = make_client(self.settings)  # same region, endpoint, timeouts and retries
             kwargs: dict[str, Any] = {"config": base.meta.config}
             if self.settings.cognito_endpoint_url:
@@ -265,7 +263,12 @@ class FederationService:
                 # GetId and GetCredentialsForIdentity are unsigned calls at AWS; an emulator
                 # still wants some credentials to parse the request.
                 kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
-            self._identity_client = new_client("cognito-identity", **kwargs)
+            client = new_client("cognito-identity", **kwargs)
+            if self.settings.dev_mode:
+                from authsvc.dev.identity import CheckedIdentityClient
+
+                client = CheckedIdentityClient(client)  # Cognito's refusals moto lacks
+            self._identity_client = client
         return self._identity_client
 
     def _verify_id_token(self, id_token: str, sub: str) -> None:
@@ -380,8 +383,6 @@ class FederationService:
 
 
 def _subject(result: TokenResult) -> str:
-    from authsvc.auth.service import token_subject
-
     return token_subject(result.access_token)
 
 

@@ -186,7 +186,9 @@ class Settings(BaseSettings):
     @field_validator("federation_domain_url", "federation_callback_url")
     @classmethod
     def _absolute_federation_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if not value:
+            return None  # the template passes "" when federation is off
+        if not value.startswith(("http://", "https://")):
             raise ValueError("must be an absolute http(s) URL")
         return value.rstrip("/") if value else value
 

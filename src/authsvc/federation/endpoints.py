@@ -66,6 +66,7 @@ FederationDep = Annotated[FederationService, Depends(get_federation)]
     "/v1/auth/federation/providers",
     response_model=ProviderList,
     summary="Identity providers this deployment offers (Google, Facebook, …)",
+    responses=responses(),
 )
 async def providers(state: StateDep) -> ProviderList:
     federation = state.federation

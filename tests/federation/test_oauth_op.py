@@ -263,3 +263,33 @@ class TestNativeFlow:
             json={"code": "x", "code_verifier": "short", "redirect_uri": NATIVE_URI},
         )
         assert_problem(response, 422, "validation_error")
+
+
+class TestOpenApi:
+    @pytest.mark.parametrize(
+        ("method", "path", "codes"),
+        [
+            (
+                "post",
+                "/v1/auth/federation/{provider}/start",
+                ["unknown_provider", "redirect_uri_not_allowed"],
+            ),
+            (
+                "get",
+                "/v1/auth/federation/callback",
+                ["invalid_state", "provider_denied", "invalid_grant"],
+            ),
+            ("post", "/v1/auth/federation/exchange", ["invalid_handoff_code"]),
+            ("post", "/v1/auth/federation/token", ["redirect_uri_not_allowed", "invalid_grant"]),
+            ("post", "/v1/me/aws-credentials", ["identity_pool_refused", "invalid_token"]),
+        ],
+    )
+    def test_each_error_code_is_documented(
+        self, client: TestClient, method: str, path: str, codes: list[str]
+    ) -> None:
+        operation = client.get("/openapi.json").json()["paths"][path][method]
+        documented = " ".join(
+            r.get("description", "") for s, r in operation["responses"].items() if s[0] in "45"
+        )
+        for code in codes:
+            assert f"{code}" in documented, (path, code, documented)

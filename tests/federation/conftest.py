@@ -21,6 +21,7 @@ from tests.federation.support import free_port
 
 OP_DIR = Path(__file__).parent / "op"
 OP_SECRET = "op-client-secret-for-tests"
+PUBLIC_CLIENT_ID = "authsvc-public-client"
 CALLBACK_URL = "http://authsvc.test/v1/auth/federation/callback"
 APP_URI = "http://app.example.test/signed-in"
 # A universal/app link: oidc-provider keeps custom schemes to native-type clients.
@@ -56,6 +57,7 @@ def op(cognito) -> Iterator[OpenIdProvider]:  # type: ignore[no-untyped-def]
         "OP_PORT": str(port),
         "OP_CLIENT_ID": client_id,
         "OP_CLIENT_SECRET": OP_SECRET,
+        "OP_PUBLIC_CLIENT_ID": PUBLIC_CLIENT_ID,
         "OP_REDIRECT_URIS": f"{CALLBACK_URL},{NATIVE_URI}",
     }
     process = subprocess.Popen(

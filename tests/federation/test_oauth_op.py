@@ -9,6 +9,7 @@ provider's redirects and hands authsvc's callback URL to the app, cookie include
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,7 +20,13 @@ from fastapi.testclient import TestClient
 from authsvc.cognito.tokens import JWKSCache
 from authsvc.main import create_app
 from tests.conftest import make_settings
-from tests.federation.conftest import APP_URI, CALLBACK_URL, NATIVE_URI, OpenIdProvider
+from tests.federation.conftest import (
+    APP_URI,
+    CALLBACK_URL,
+    NATIVE_URI,
+    PUBLIC_CLIENT_ID,
+    OpenIdProvider,
+)
 from tests.federation.support import (
     callback,
     follow_until,
@@ -30,26 +37,31 @@ from tests.federation.support import (
 from tests.helpers import assert_problem
 
 
-@pytest.fixture(scope="module")
-def client(cognito, database_url, op: OpenIdProvider) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+def op_app(cognito, database_url, op: OpenIdProvider, **overrides: Any) -> TestClient:  # type: ignore[no-untyped-def]
     settings = make_settings(
         cognito,
         database_url,
-        cognito_client_secret=op.client_secret,
         federation_domain_url=op.issuer,
         federation_providers=["Google", "Corp:saml"],
         federation_callback_url=CALLBACK_URL,
         federation_redirect_uris=[APP_URI, NATIVE_URI],
         cognito_jwks_url=f"{op.issuer}/.well-known/jwks.json",
         cors_origins=["http://app.example.test"],
+        **overrides,
     )
     app = create_app(settings)
     # The provider signs as itself: the verifier trusts its issuer here, as it trusts the
     # user pool's in production (the claims it checks are Cognito's, added by server.js).
     app.state.authsvc.verifier.issuer = op.issuer
     app.state.authsvc.verifier.jwks = JWKSCache(f"{op.issuer}/.well-known/jwks.json")
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def client(cognito, database_url, op: OpenIdProvider) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    # The confidential client: authsvc authenticates with HTTP Basic, as Cognito expects.
+    with op_app(cognito, database_url, op, cognito_client_secret=op.client_secret) as c:
+        yield c
 
 
 def sign_in_at_op(op: OpenIdProvider, authorization_url: str, **interaction: str) -> str:
@@ -66,6 +78,42 @@ def web_flow(client: TestClient, op: OpenIdProvider, login: str = "alice") -> tu
     url, nonce = start(client, "google", APP_URI)
     back = sign_in_at_op(op, url, login=login)
     return back, nonce
+
+
+class TestPublicClient:
+    def test_web_flow_without_a_client_secret(
+        self, cognito, database_url, op: OpenIdProvider
+    ) -> None:  # type: ignore[no-untyped-def]
+        # An app client without a secret: no Basic auth, client_id in the body.
+        with op_app(cognito, database_url, op, cognito_client_id=PUBLIC_CLIENT_ID) as public:
+            url, nonce = start(public, "google", APP_URI)
+            assert f"client_id={PUBLIC_CLIENT_ID}" in url
+            back = sign_in_at_op(op, url, login="dora")
+            code = handoff_code(callback(public, back, nonce), APP_URI)
+            tokens = public.post("/v1/auth/federation/exchange", json={"handoff_code": code})
+            assert tokens.status_code == 200, tokens.text
+            bearer = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
+            assert public.get("/v1/auth/session", headers=bearer).json()["sub"] == "dora"
+
+
+class TestConcurrency:
+    def test_one_handoff_code_is_exchanged_once(
+        self, client: TestClient, op: OpenIdProvider
+    ) -> None:
+        back, nonce = web_flow(client, op)
+        code = handoff_code(callback(client, back, nonce), APP_URI)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(
+                pool.map(
+                    lambda _: (
+                        client.post(
+                            "/v1/auth/federation/exchange", json={"handoff_code": code}
+                        ).status_code
+                    ),
+                    range(8),
+                )
+            )
+        assert sorted(answers) == [200] + [400] * 7
 
 
 class TestProviders:

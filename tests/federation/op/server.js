@@ -4,7 +4,7 @@
 // username) so that authsvc handles them like Cognito's.
 //
 // Environment: OP_PORT, OP_CLIENT_ID, OP_CLIENT_SECRET (empty: a public client),
-// OP_REDIRECT_URIS (comma-separated). Prints "ready <issuer>" when listening.
+// OP_PUBLIC_CLIENT_ID (optional second client, public), OP_REDIRECT_URIS (comma-separated). Prints "ready <issuer>" when listening.
 //
 // The login page is /interaction/:uid. A test finishes it with ?login=<account id>
 // (signs in and consents) or ?deny=1 (the user cancels: access_denied).
@@ -26,8 +26,19 @@ const client = {
   ...(clientSecret ? { client_secret: clientSecret } : {}),
 };
 
+// A second, public client (no secret): authsvc then names itself in the token request body.
+const publicClient = process.env.OP_PUBLIC_CLIENT_ID
+  ? [{
+      client_id: process.env.OP_PUBLIC_CLIENT_ID,
+      redirect_uris: redirectUris,
+      grant_types: ["authorization_code", "refresh_token"],
+      response_types: ["code"],
+      token_endpoint_auth_method: "none",
+    }]
+  : [];
+
 const provider = new Provider(issuer, {
-  clients: [client],
+  clients: [client, ...publicClient],
   cookies: { keys: ["authsvc-test-op-cookie-key-0123456789"] },
   pkce: { required: () => true },
   routes: {

@@ -78,10 +78,11 @@ def federation_defaults(client: Any, pool: ProvisionedPool, host: str, port: int
     from authsvc.dev.emulator import ensure_identity_pool
 
     base = f"http://{host}:{port}"
-    values: dict[str, Any] = {
-        "federation_domain_url": f"{base}/dev/cognito",
-        "federation_callback_url": f"{base}/v1/auth/federation/callback",
-    }
+    values: dict[str, Any] = {}
+    if not os.environ.get("AUTHSVC_FEDERATION_DOMAIN_URL"):
+        values["federation_domain_url"] = f"{base}/dev/cognito"
+    if not os.environ.get("AUTHSVC_FEDERATION_CALLBACK_URL"):
+        values["federation_callback_url"] = f"{base}/v1/auth/federation/callback"
     if not os.environ.get("AUTHSVC_FEDERATION_PROVIDERS"):
         values["federation_providers"] = [
             "Google",

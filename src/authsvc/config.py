@@ -148,6 +148,21 @@ class Settings(BaseSettings):
     directory_proof_ttl_seconds: int = Field(default=60, ge=5, le=300)
     directory_sync_interval_seconds: float = Field(default=0, ge=0)  # 0: only the CLI
 
+    # Federation and AWS credentials (issue 14; README "Sign in with Google, Facebook, …").
+    # Cognito's hosted UI (the user-pool domain): https://<prefix>.auth.<region>.amazoncognito.com
+    federation_domain_url: str | None = None
+    # Identity providers switched on in the template, by their Cognito names: Google,
+    # Facebook, LoginWithAmazon, SignInWithApple, or "<name>:oidc" / "<name>:saml".
+    federation_providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Where the app may be sent back to (web flow) or runs its own PKCE (native flow).
+    federation_redirect_uris: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # authsvc's own /v1/auth/federation/callback as Cognito sees it (one of the app client's
+    # CallbackURLs).
+    federation_callback_url: str | None = None
+    federation_state_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    federation_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    identity_pool_id: str | None = None
+
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
 
@@ -200,6 +215,31 @@ class Settings(BaseSettings):
             ) from None
         return value
 
+    @field_validator("federation_providers", "federation_redirect_uris", mode="before")
+    @classmethod
+    def _split_federation(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("federation_providers")
+    @classmethod
+    def _known_provider_kinds(cls, value: list[str]) -> list[str]:
+        from authsvc.federation.providers import parse_provider
+
+        for item in value:
+            parse_provider(item)  # raises ValueError naming the entry
+        return value
+
+    @field_validator("federation_domain_url", "federation_callback_url")
+    @classmethod
+    def _absolute_federation_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # the template passes "" when federation is off
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/") if value else value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -238,6 +278,13 @@ class Settings(BaseSettings):
             raise ValueError("AUTHSVC_SECRET_KEY must be at least 16 characters")
         if "_" not in self.cognito_user_pool_id:
             raise ValueError("AUTHSVC_COGNITO_USER_POOL_ID must look like '<region>_<id>'")
+        if self.federation_providers and not (
+            self.federation_domain_url and self.federation_callback_url
+        ):
+            raise ValueError(
+                "AUTHSVC_FEDERATION_PROVIDERS needs AUTHSVC_FEDERATION_DOMAIN_URL and"
+                " AUTHSVC_FEDERATION_CALLBACK_URL"
+            )
         return self
 
     @model_validator(mode="after")

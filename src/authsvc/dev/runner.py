@@ -65,6 +65,7 @@ def start(
             client, load_template(default_template_path()), pool
         )
         values.update(directory_values)
+    values.update(federation_defaults(client, pool, host, port))
     if not os.environ.get("AUTHSVC_CORS_ORIGINS"):
         values["cors_origins"] = [f"http://{host}:{port}"]  # the SPA's own origin
     if not os.environ.get("AUTHSVC_SECRET_KEY"):
@@ -82,6 +83,32 @@ def start(
     return DevEnvironment(
         settings, emulator, pool, admin_email, admin_password, configured is None, directory
     )
+
+
+def federation_defaults(client: Any, pool: ProvisionedPool, host: str, port: int) -> dict[str, Any]:
+    """Federation through the hosted-UI stand-in this server mounts at /dev/cognito (moto has
+    no hosted UI), and an identity pool in the emulator bound to the dev user pool. The
+    AUTHSVC_FEDERATION_* variables, when set, win."""
+    from authsvc.dev.emulator import ensure_identity_pool
+
+    base = f"http://{host}:{port}"
+    values: dict[str, Any] = {}
+    if not os.environ.get("AUTHSVC_FEDERATION_DOMAIN_URL"):
+        values["federation_domain_url"] = f"{base}/dev/cognito"
+    if not os.environ.get("AUTHSVC_FEDERATION_CALLBACK_URL"):
+        values["federation_callback_url"] = f"{base}/v1/auth/federation/callback"
+    if not os.environ.get("AUTHSVC_FEDERATION_PROVIDERS"):
+        values["federation_providers"] = [
+            "Google",
+            "Facebook",
+            "LoginWithAmazon",
+            "SignInWithApple",
+        ]
+    if not os.environ.get("AUTHSVC_FEDERATION_REDIRECT_URIS"):
+        values["federation_redirect_uris"] = [f"{base}/dev/spa/"]
+    if not os.environ.get("AUTHSVC_IDENTITY_POOL_ID"):
+        values["identity_pool_id"] = ensure_identity_pool(client, pool)
+    return values
 
 
 def dev_secret_key(data_dir: Path) -> str:

@@ -15,7 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -40,18 +41,30 @@ class SealedChallenge:
 
 
 class ChallengeSealer:
-    def __init__(self, secret: str, *, ttl_seconds: int, previous: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        ttl_seconds: int,
+        previous: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._fernet = MultiFernet([_fernet(secret), *(_fernet(p) for p in previous)])
         self.ttl_seconds = ttl_seconds
+        self._clock = clock
 
     def seal(self, sealed: SealedChallenge) -> str:
         data = {"s": sealed.session, "u": sealed.username, "e": sealed.email, "c": sealed.challenge}
-        return self._fernet.encrypt(json.dumps(data, separators=(",", ":")).encode()).decode()
+        plain = json.dumps(data, separators=(",", ":")).encode()
+        return self._fernet.encrypt_at_time(plain, int(self._clock())).decode()
 
     def open(self, token: str) -> SealedChallenge:
         """The sealed challenge, or ``invalid_session`` (forged, altered, expired, foreign)."""
         try:
-            data = json.loads(self._fernet.decrypt(token.encode("ascii"), ttl=self.ttl_seconds))
+            plain = self._fernet.decrypt_at_time(
+                token.encode("ascii"), self.ttl_seconds, int(self._clock())
+            )
+            data = json.loads(plain)
             sealed = SealedChallenge(
                 session=data["s"], username=data["u"], email=data["e"], challenge=data["c"]
             )

@@ -63,6 +63,8 @@ class StrictCognito:
     refusals: list[tuple[str, str]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     _reset_codes: dict[tuple[str, str], str] = field(default_factory=dict)
+    # operation -> (HTTP status, error code) answered instead of forwarding, until cleared
+    faults: dict[str, tuple[int, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
 
@@ -235,6 +237,16 @@ class StrictCognito:
                 operation = target_header[len(TARGET_PREFIX) :]
                 body = json.loads(raw or b"{}")
                 layer.calls.append(operation)
+                fault = layer.faults.get(operation)
+                if fault is not None:  # an injected outage, not a rule
+                    status, code = fault
+                    error = json.dumps({"__type": code, "message": "injected fault"})
+                    self._reply(
+                        status,
+                        {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code},
+                        error.encode(),
+                    )
+                    return
                 try:
                     forwarded = layer.check(operation, body)
                 except Refusal as refusal:

@@ -165,6 +165,11 @@ class AuthService:
                 self._pending_sign_outs.add(username)
             log.warning("Cognito sign-out queued for retry: %s", exc.code)
 
+    def pending_sign_outs(self) -> frozenset[str]:
+        """Usernames whose Cognito sign-out failed and waits for a retry."""
+        with self._pending_lock:
+            return frozenset(self._pending_sign_outs)
+
     def retry_pending_sign_outs(self) -> int:
         """Run by a background loop; returns how many queued sign-outs went through."""
         with self._pending_lock:

@@ -1,5 +1,7 @@
 """Cognito faults through the strict layer: an unknown 5xx is an outage (503, Retry-After),
-and admin actions survive a failing AdminUserGlobalSignOut (issue 10, items 4 and 5)."""
+and admin actions survive a failing AdminUserGlobalSignOut (issue 10, items 4 and 5): the
+change happens, the audit says success, tokens die locally at once, and the Cognito sign-out
+is queued and retried."""
 
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ class TestUnknownServerError:
         ("disable", "user_disabled"),
         ("password", "user_password_set"),
         ("sign-out", "user_signed_out"),
+        ("group", "user_removed_from_group"),
     ],
 )
 def test_admin_action_survives_a_failing_cognito_sign_out(
@@ -60,10 +63,16 @@ def test_admin_action_survives_a_failing_cognito_sign_out(
     username = cognito.client.admin_get_user(UserPoolId=cognito.pool.user_pool_id, Username=email)[
         "Username"
     ]
+    if action == "group":
+        cognito.client.admin_add_user_to_group(
+            UserPoolId=cognito.pool.user_pool_id, Username=username, GroupName="admin"
+        )
     fault.faults["AdminUserGlobalSignOut"] = (500, "InternalErrorException")
 
     path = f"{USERS}/{username}"
-    if action == "delete":
+    if action == "group":
+        response = client.delete(f"{path}/groups/admin", headers=admin.bearer)
+    elif action == "delete":
         response = client.delete(path, headers=admin.bearer)
     elif action == "password":
         response = client.post(

@@ -119,8 +119,9 @@ class StrictCognito:
                 actual = user.username if user is not None else filed_under
                 self._require_hash(params.get("SECRET_HASH"), actual, client)
                 # moto disagrees with Cognito here: it hashes over the name the token was
-                # first issued to (the email after a password sign-in). The hash was checked
-                # as Cognito checks it; forward the one moto wants.
+                # first issued to (the email after a password sign-in; EmbeddedCognito now
+                # files tokens under the actual username, but a moto without that patch does
+                # not). The hash was checked as Cognito checks it; forward the one moto wants.
                 params = {
                     **params,
                     "SECRET_HASH": secret_hash(filed_under, client.id, client.secret),

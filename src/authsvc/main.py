@@ -94,7 +94,7 @@ def build_state(
         lease_seconds=settings.outbox_lease_seconds,
     )
     outbox_queue.on_commit = worker.wake
-    auth = AuthService(gateway, pool, revocations)
+    auth = AuthService(gateway, pool, revocations, db)
     return AppState(
         settings=settings,
         gateway=gateway,
@@ -110,7 +110,14 @@ def build_state(
         audit=AuditLog(db, enabled=settings.audit_enabled),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         limits=RateLimits(settings),
-        mfa=MfaService(gateway, settings.totp_issuer),
+        mfa=MfaService(
+            gateway,
+            settings.totp_issuer,
+            auth=auth,
+            db=db,
+            outbox=outbox_queue,
+            reauth_max_age=settings.reauth_max_age,
+        ),
         outbox=outbox if settings.dev_mode else None,
     )
 

@@ -7,9 +7,13 @@ import binascii
 import json
 import logging
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from authsvc import errors
+from authsvc.auth.repository import ContestedSignUpRepository
 from authsvc.auth.schemas import (
     ChallengeRequest,
     ChallengeResult,
@@ -21,6 +25,7 @@ from authsvc.cognito.errors import AccountExistsError, PerUserLimitError, Unknow
 from authsvc.cognito.gateway import CognitoGateway, user_sub
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import AccessClaims, unverified_claims
+from authsvc.db import Database
 from authsvc.revocation.service import RevocationRegistry
 
 log = logging.getLogger("authsvc.auth")
@@ -47,11 +52,14 @@ class AuthService:
         gateway: CognitoGateway,
         pool: PoolInfoCache,
         revocations: RevocationRegistry,
+        db: Database | None = None,
     ) -> None:
         self.gateway = gateway
         self.pool = pool
         self.revocations = revocations
+        self.db = db
         self._pending_sign_outs: set[str] = set()
+        self._pending_resets: set[str] = set()
         self._pending_lock = threading.Lock()
 
     # -- sign-up ------------------------------------------------------------------------
@@ -75,11 +83,80 @@ class AuthService:
             self.gateway.sign_up(email, password, cognito_attributes)
         except AccountExistsError:
             # Cognito's SignUp tells; we do not. Same answer as for a new address.
-            log.info("sign-up for an existing account")
+            self._sign_up_again(email, password, cognito_attributes)
         return delivery_for(email)
 
-    def confirm_sign_up(self, email: str, code: str) -> None:
+    def _sign_up_again(self, email: str, password: str, attributes: dict[str, str]) -> None:
+        """A sign-up met an existing account (Cognito answers UsernameExists for an
+        UNCONFIRMED one too). A confirmed account is left alone. An unconfirmed one is
+        replaced by this registration, and the address is marked contested: whoever
+        confirms it with the code from the mailbox must then set a new password, so no
+        password chosen by a registrant who does not hold the mailbox survives confirmation,
+        whichever registered last (see the README, "Pre-account hijacking")."""
+        try:
+            user = self.gateway.admin_get_user(email)
+        except UnknownUserError:
+            return  # deleted meanwhile (a race with an admin or an invitation)
+        if user.get("UserStatus") != "UNCONFIRMED":
+            log.info("sign-up for an existing account")
+            return
+        # Marked first: if the database cannot say so, nothing is replaced (503).
+        self._mark_contested(email)
+        self.gateway.admin_delete_user(user["Username"])
+        try:
+            self.gateway.sign_up(email, password, attributes)
+        except AccountExistsError:
+            # Another registration won the race; the mark holds for it as well.
+            log.info("sign-up replaced concurrently")
+        log.info("unconfirmed sign-up replaced; the address is contested")
+
+    def confirm_sign_up(self, email: str, code: str) -> bool:
+        """Returns True when the owner must now set a new password (a contested address):
+        Cognito has emailed them a reset code, used at /v1/auth/password/reset."""
+        contested = self._is_contested(email)  # read first: a failure changes nothing
         self.gateway.confirm_sign_up(email, code)
+        if not contested:
+            return False
+        # The code proved the mailbox, not the password: any registrant may have chosen it.
+        self._reset_contested(email)
+        return True
+
+    def _reset_contested(self, email: str) -> None:
+        try:
+            user = self.gateway.admin_get_user(email)
+            self.gateway.admin_reset_user_password(user["Username"])
+            # Tokens signed in with the old password between confirmation and reset die too.
+            self.end_all_sessions(user_sub(user), user["Username"])
+            self._clear_contested(email)
+        except (errors.AuthSvcError, SQLAlchemyError) as exc:
+            # The confirmation took effect: answer it as such, and finish in the background.
+            with self._pending_lock:
+                self._pending_resets.add(email)
+            log.warning("contested sign-up: reset queued for retry (%s)", type(exc).__name__)
+
+    def _mark_contested(self, email: str) -> None:
+        if self.db is None:
+            raise errors.UpstreamUnavailableError()
+        try:
+            with self.db.sessions() as session, session.begin():
+                ContestedSignUpRepository(session).mark(email, datetime.now(UTC))
+        except SQLAlchemyError:
+            raise errors.UpstreamUnavailableError("The database is unavailable.") from None
+
+    def _is_contested(self, email: str) -> bool:
+        if self.db is None:
+            return False
+        try:
+            with self.db.sessions() as session:
+                return ContestedSignUpRepository(session).is_contested(email)
+        except SQLAlchemyError:
+            raise errors.UpstreamUnavailableError("The database is unavailable.") from None
+
+    def _clear_contested(self, email: str) -> None:
+        if self.db is None:
+            return
+        with self.db.sessions() as session, session.begin():
+            ContestedSignUpRepository(session).clear(email)
 
     def resend_code(self, email: str) -> DeliveryResponse:
         try:
@@ -152,7 +229,13 @@ class AuthService:
             log.warning("Cognito sign-out queued for retry: %s", exc.code)
 
     def retry_pending_sign_outs(self) -> int:
-        """Run by a background loop; returns how many queued sign-outs went through."""
+        """Run by a background loop; returns how many queued sign-outs went through.
+        Also finishes contested confirmations whose password reset could not be made."""
+        with self._pending_lock:
+            resets = list(self._pending_resets)
+            self._pending_resets.difference_update(resets)
+        for email in resets:
+            self._reset_contested(email)  # queues it again if it fails again
         with self._pending_lock:
             pending = list(self._pending_sign_outs)
         done = 0
@@ -188,15 +271,31 @@ class AuthService:
 
     def reset_password(self, email: str, code: str, new_password: str) -> None:
         self.pool.get().policy.check(new_password)
-        self.gateway.confirm_forgot_password(email, code, new_password)
-        # A reset means the old password may be known to someone else: end every session,
-        # locally first (that cannot be lost to a Cognito fault), then at Cognito.
+        # Resolve the user *before* the reset: once the new password is set, nothing may
+        # answer an error (the client would think the reset failed while the old sessions
+        # live on). A lookup that fails here fails the request with nothing changed.
         try:
-            user = self.gateway.admin_get_user(email)
+            user: dict[str, Any] | None = self.gateway.admin_get_user(email)
         except UnknownUserError:
-            return
-        self.revocations.revoke(user_sub(user))
-        self.end_cognito_sessions(user["Username"])
+            user = None  # Cognito answers the reset as a wrong code: let it say so
+        self.gateway.confirm_forgot_password(email, code, new_password)
+        if user is not None:
+            self.end_all_sessions(user_sub(user), user["Username"])
+
+    def end_all_sessions(self, sub: str, username: str) -> None:
+        """After a change that has taken effect (reset, MFA change): end every session and
+        never raise. Locally first (kept in memory and written later if the database is
+        down), then at Cognito (queued for ``retry_pending_sign_outs`` if it fails)."""
+        try:
+            self.revocations.revoke(sub)
+        except Exception:  # noqa: BLE001 - the change took effect: answer it as such
+            log.exception("local revocation failed after a change that took effect")
+        try:
+            self.end_cognito_sessions(username)
+        except Exception:  # noqa: BLE001 - as above; queue it instead of failing
+            with self._pending_lock:
+                self._pending_sign_outs.add(username)
+            log.exception("Cognito sign-out queued after an unexpected failure")
 
     def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
         self.pool.get().policy.check(new)

@@ -137,6 +137,14 @@ def unverified_claims(token: str) -> dict[str, Any]:
 RevocationCheck = Callable[[AccessClaims], bool]
 
 
+class RevokedTokenError(errors.InvalidTokenError):
+    """A genuine token that was revoked: ``invalid_token`` to the client, audited."""
+
+    def __init__(self, claims: AccessClaims) -> None:
+        super().__init__("The token has been revoked.")
+        self.claims = claims
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -165,7 +173,7 @@ class TokenVerifier:
             claims = self._verify(token)
             self._remember(token, claims)
         if self.is_revoked is not None and self.is_revoked(claims):
-            raise errors.InvalidTokenError("The token has been revoked.")
+            raise RevokedTokenError(claims)
         return claims
 
     def _cached(self, token: str) -> AccessClaims | None:

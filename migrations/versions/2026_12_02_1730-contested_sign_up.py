@@ -22,6 +22,7 @@ def upgrade() -> None:
         "contested_sign_up",
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("contested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("email", name=op.f("pk_contested_sign_up")),
     )
 

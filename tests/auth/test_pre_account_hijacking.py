@@ -153,7 +153,10 @@ class TestFaults:
         assert confirm(client, outbox, email).status_code == 204
         sign_in(client, email, VICTIM_PASSWORD)
 
-    def test_reset_that_fails_at_confirmation_is_queued(self, client, outbox):
+    def test_reset_that_fails_at_confirmation_is_finished_by_the_repair_loop(self, client, outbox):
+        """Cognito fails right after confirming: the answer still says the confirmation took
+        effect, and the row (noted as confirming, in the database) lets any instance's
+        repair loop make the reset later, even if this one stopped meanwhile."""
         from botocore.exceptions import ClientError
 
         email = new_email("victim")
@@ -172,14 +175,24 @@ class TestFaults:
         boto.admin_reset_user_password = failing
         try:
             response = confirm(client, outbox, email)
-            # The confirmation took effect: the answer says so, never an error.
             assert response.status_code == 200, response.text
-            assert email in state.auth._pending_resets
+            assert state.auth.repair_contested(grace_seconds=0) == 0  # still failing
         finally:
             boto.admin_reset_user_password = real
-        state.auth.retry_pending_sign_outs()  # the app's loop may have got there first
-        assert email not in state.auth._pending_resets
+        assert contested(client, email)
+        assert state.auth.repair_contested(grace_seconds=0) == 1
         assert_only_the_owner_gets_in(client, outbox, email, response)
+
+    def test_a_wrong_code_leaves_nothing_to_repair(self, client, outbox):
+        email = new_email("victim")
+        assert sign_up(client, email, ATTACKER_PASSWORD).status_code == 202
+        assert sign_up(client, email, VICTIM_PASSWORD).status_code == 202
+        code = latest_code(outbox, email, "sign_up_code")
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        bad = client.post(CONFIRM, json={"email": email, "code": wrong})
+        assert_problem(bad, 400, "invalid_code")
+        assert client.app.state.authsvc.auth.repair_contested(grace_seconds=0) == 0
+        assert_only_the_owner_gets_in(client, outbox, email, confirm(client, outbox, email))
 
 
 class TestInvitationTakesOverAnUnconfirmedSignUp:

@@ -16,3 +16,6 @@ class ContestedSignUp(Base):
 
     email: Mapped[str] = mapped_column(String(254), primary_key=True)
     contested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # Set while a confirmation is under way; a row confirmed but not yet reset keeps it, and
+    # the repair loop finishes the reset.
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from authsvc.auth.models import ContestedSignUp
@@ -23,6 +23,20 @@ class ContestedSignUpRepository:
 
     def is_contested(self, email: str) -> bool:
         return self.session.get(ContestedSignUp, email) is not None
+
+    def confirming(self, email: str, at: datetime | None) -> None:
+        """Note (or, with None, un-note) that the address is being confirmed."""
+        self.session.execute(
+            update(ContestedSignUp).where(ContestedSignUp.email == email).values(confirmed_at=at)
+        )
+
+    def confirming_before(self, before: datetime, limit: int = 50) -> list[str]:
+        rows = self.session.scalars(
+            select(ContestedSignUp.email)
+            .where(ContestedSignUp.confirmed_at.is_not(None), ContestedSignUp.confirmed_at < before)
+            .limit(limit)
+        )
+        return list(rows)
 
     def clear(self, email: str) -> None:
         self.session.execute(delete(ContestedSignUp).where(ContestedSignUp.email == email))

@@ -7,7 +7,7 @@ import binascii
 import json
 import logging
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,6 +31,9 @@ from authsvc.revocation.service import RevocationRegistry
 log = logging.getLogger("authsvc.auth")
 
 _WRAP_PREFIX = "rt1."
+# A contested confirmation in flight (confirm, then reset) is left alone this long by the
+# repair loop of other instances: well above one confirmation's Cognito calls with retries.
+CONFIRM_GRACE_S = 60.0
 
 
 def mask_email(email: str) -> str:
@@ -59,7 +62,6 @@ class AuthService:
         self.revocations = revocations
         self.db = db
         self._pending_sign_outs: set[str] = set()
-        self._pending_resets: set[str] = set()
         self._pending_lock = threading.Lock()
 
     # -- sign-up ------------------------------------------------------------------------
@@ -102,7 +104,10 @@ class AuthService:
             return
         # Marked first: if the database cannot say so, nothing is replaced (503).
         self._mark_contested(email)
-        self.gateway.admin_delete_user(user["Username"])
+        try:
+            self.gateway.admin_delete_user(user["Username"])
+        except UnknownUserError:
+            pass  # a concurrent sign-up replaced it first
         try:
             self.gateway.sign_up(email, password, attributes)
         except AccountExistsError:
@@ -114,14 +119,52 @@ class AuthService:
         """Returns True when the owner must now set a new password (a contested address):
         Cognito has emailed them a reset code, used at /v1/auth/password/reset."""
         contested = self._is_contested(email)  # read first: a failure changes nothing
-        self.gateway.confirm_sign_up(email, code)
+        if contested:
+            # Noted before Cognito confirms: should this instance stop before the reset
+            # below, any instance's repair loop finds the row and finishes it.
+            self._note_confirming(email, datetime.now(UTC))
+        try:
+            self.gateway.confirm_sign_up(email, code)
+        except errors.AuthSvcError:
+            if contested:
+                self._note_confirming(email, None, quiet=True)
+            raise
         if not contested:
             return False
         # The code proved the mailbox, not the password: any registrant may have chosen it.
         self._reset_contested(email)
         return True
 
-    def _reset_contested(self, email: str) -> None:
+    def repair_contested(self, grace_seconds: float = CONFIRM_GRACE_S) -> int:
+        """Finish contested confirmations that were confirmed without the reset (an instance
+        stopped, or Cognito failed, in between). Returns how many were finished."""
+        if self.db is None:
+            return 0
+        before = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+        try:
+            with self.db.sessions() as session:
+                emails = ContestedSignUpRepository(session).confirming_before(before)
+        except SQLAlchemyError:
+            return 0
+        done = 0
+        for email in emails:
+            try:
+                user = self.gateway.admin_get_user(email)
+            except UnknownUserError:
+                self._clear_contested_quietly(email)
+                continue
+            except errors.AuthSvcError:
+                continue
+            status = user.get("UserStatus")
+            if status == "UNCONFIRMED":  # that confirmation failed: wait for the next one
+                self._note_confirming(email, None, quiet=True)
+            elif status == "RESET_REQUIRED":
+                self._clear_contested_quietly(email)
+            elif self._reset_contested(email):
+                done += 1
+        return done
+
+    def _reset_contested(self, email: str) -> bool:
         try:
             user = self.gateway.admin_get_user(email)
             self.gateway.admin_reset_user_password(user["Username"])
@@ -129,10 +172,28 @@ class AuthService:
             self.end_all_sessions(user_sub(user), user["Username"])
             self._clear_contested(email)
         except (errors.AuthSvcError, SQLAlchemyError) as exc:
-            # The confirmation took effect: answer it as such, and finish in the background.
-            with self._pending_lock:
-                self._pending_resets.add(email)
-            log.warning("contested sign-up: reset queued for retry (%s)", type(exc).__name__)
+            # The confirmation took effect: answer it as such; the row (noted as confirming)
+            # stays, and the repair loop (repair_contested) finishes it.
+            log.warning("contested sign-up: reset left to the repair loop (%s)", type(exc).__name__)
+            return False
+        return True
+
+    def _note_confirming(self, email: str, at: datetime | None, *, quiet: bool = False) -> None:
+        try:
+            if self.db is None:
+                return
+            with self.db.sessions() as session, session.begin():
+                ContestedSignUpRepository(session).confirming(email, at)
+        except SQLAlchemyError:
+            if quiet:
+                return
+            raise errors.UpstreamUnavailableError("The database is unavailable.") from None
+
+    def _clear_contested_quietly(self, email: str) -> None:
+        try:
+            self._clear_contested(email)
+        except SQLAlchemyError:
+            pass
 
     def _mark_contested(self, email: str) -> None:
         if self.db is None:
@@ -230,12 +291,8 @@ class AuthService:
 
     def retry_pending_sign_outs(self) -> int:
         """Run by a background loop; returns how many queued sign-outs went through.
-        Also finishes contested confirmations whose password reset could not be made."""
-        with self._pending_lock:
-            resets = list(self._pending_resets)
-            self._pending_resets.difference_update(resets)
-        for email in resets:
-            self._reset_contested(email)  # queues it again if it fails again
+        Also finishes contested confirmations whose password reset was not made."""
+        self.repair_contested()
         with self._pending_lock:
             pending = list(self._pending_sign_outs)
         done = 0

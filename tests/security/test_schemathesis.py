@@ -98,7 +98,8 @@ def _is_admin(operation: Any) -> bool:
 
 
 # Operations whose success ends the caller's sessions: each case gets a fresh token.
-_REVOKING = {("POST", "/v1/auth/sign-out")}
+# (Turning TOTP off ends every session too, issue 11.)
+_REVOKING = {("POST", "/v1/auth/sign-out"), ("DELETE", "/v1/me/mfa/totp")}
 
 
 @dataclass

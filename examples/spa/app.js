@@ -236,8 +236,10 @@ $("totp-form").addEventListener("submit", async (event) => {
 $("totp-off").addEventListener("click", async () => {
   try {
     await api("DELETE", "/v1/me/mfa/totp", undefined, { auth: true });
-    await showProfile();
-    say("Two-factor authentication is off.");
+    // Turning it off ends every session, this one included: sign in again.
+    accessToken = null;
+    show("signin");
+    say("Two-factor authentication is off. Every session was signed out: sign in again.");
   } catch (error) {
     say(error.message, true);
   }

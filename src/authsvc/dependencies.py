@@ -6,6 +6,7 @@ a Cognito call. Only ``get_session`` (blocking database I/O) stays synchronous."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -69,7 +70,10 @@ async def current_claims(
         return await run_in_threadpool(verifier.verify_access, token)
     except RevokedTokenError as exc:
         # A genuine token used after its revocation: someone may hold a stolen copy.
-        # (Recording is an in-memory append: no I/O on this path.)
+        # (Recording is an in-memory append: no I/O on this path.) Once a minute per
+        # token: a client retrying a dead token must not turn each request into a row.
+        if not _first_use_in_a_while(exc.claims.jti or exc.claims.token):
+            raise
         state.audit.record(
             "revoked_token_used",
             outcome=FAILURE,
@@ -79,6 +83,20 @@ async def current_claims(
             detail={"code": exc.code, "path": request.url.path},
         )
         raise
+
+
+_REVOKED_AUDIT_INTERVAL_S = 60.0
+_revoked_audited: dict[str, float] = {}
+
+
+def _first_use_in_a_while(key: str) -> bool:
+    now = time.monotonic()
+    if _revoked_audited.get(key, 0.0) > now:
+        return False
+    if len(_revoked_audited) > 10_000:
+        _revoked_audited.clear()
+    _revoked_audited[key] = now + _REVOKED_AUDIT_INTERVAL_S
+    return True
 
 
 CurrentUser = Annotated[AccessClaims, Depends(current_claims)]

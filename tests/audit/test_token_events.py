@@ -37,6 +37,8 @@ def test_use_of_a_revoked_token_is_audited(client, outbox, audit_admin):
     _email, tokens = signed_in_user(client, outbox)
     assert client.post("/v1/auth/sign-out", headers=tokens.bearer).status_code == 204
     assert client.get("/v1/me", headers=tokens.bearer).status_code == 401
+    # Retried at once: still refused, not recorded again (once a minute per token).
+    assert client.get("/v1/auth/session", headers=tokens.bearer).status_code == 401
     item = one(events(client, audit_admin, actor=sub_of(tokens)), "revoked_token_used", "failure")
     assert item["detail"] == {"code": "invalid_token", "path": "/v1/me"}
     assert item["ip"] == "testclient"

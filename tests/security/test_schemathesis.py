@@ -212,6 +212,7 @@ _POSITIVE_DATA_UNTESTABLE = {
     "POST /v1/me/password": "a guessed current password is refused (400); " + _POLICY,
     "PATCH /v1/me": "custom attributes and which are required (null clears) are the pool's (422)",
     "POST /v1/me/mfa/totp/verify": "a guessed TOTP code is refused (400 invalid_code)",
+    "DELETE /v1/me/mfa/totp": "a guessed current_password is refused (400, issue 11)",
     "POST /v1/invitations": "groups must exist in the pool (422 unknown group)",
     "GET /v1/invitations": _CURSOR,
     "POST /v1/invitations/lookup": "a guessed token is refused (400 invalid_invitation)",

@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # sent twice.
     outbox_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
 
+    # Account protection (issue 11): TOTP off/replace needs a sign-in at most this old
+    # (the token's auth_time) or the current password.
+    reauth_max_age: int = Field(default=600, ge=0, le=86_400)
+
     # Invitations
     invitation_ttl_hours: int = Field(default=7 * 24, ge=1, le=90 * 24)
     invitation_claim_lease_seconds: int = Field(default=300, ge=5, le=3600)

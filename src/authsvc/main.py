@@ -105,7 +105,7 @@ def build_state(
         if settings.secret_key_previous
         else [],
     )
-    auth = AuthService(gateway, pool, revocations, sealer)
+    auth = AuthService(gateway, pool, revocations, sealer, db)
     federation = (
         FederationService(settings, db, cipher, auth, verifier)
         if settings.federation_providers or settings.identity_pool_id
@@ -126,7 +126,14 @@ def build_state(
         audit=AuditLog(db, enabled=settings.audit_enabled),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         limits=RateLimits(settings),
-        mfa=MfaService(gateway, settings.totp_issuer),
+        mfa=MfaService(
+            gateway,
+            settings.totp_issuer,
+            auth=auth,
+            db=db,
+            outbox=outbox_queue,
+            reauth_max_age=settings.reauth_max_age,
+        ),
         outbox=outbox if settings.dev_mode else None,
         federation=federation,
     )

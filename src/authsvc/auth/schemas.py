@@ -89,6 +89,17 @@ class DeliveryResponse(BaseModel):
     delivery: Delivery
 
 
+class PasswordResetRequired(BaseModel):
+    """Confirmation of an address registered more than once: the account is confirmed, and
+    the password must now be set with the reset code just emailed to it."""
+
+    next: Literal["reset_password"] = Field(
+        default="reset_password",
+        description="Set a new password at `/v1/auth/password/reset` with the emailed code.",
+    )
+    delivery: Delivery
+
+
 class TokenResult(BaseModel):
     kind: Literal["tokens"] = "tokens"
     access_token: str

@@ -476,6 +476,16 @@ class CognitoGateway:
             Permanent=permanent,
         )
 
+    def admin_reset_user_password(self, username: str) -> None:
+        """RESET_REQUIRED: the password no longer signs in; Cognito emails a reset code to
+        the verified address, used with confirm_forgot_password. (Idempotent.)"""
+        self._call(
+            "admin_reset_user_password",
+            "admin_reset_user_password",
+            UserPoolId=self.pool_id,
+            Username=username,
+        )
+
     def admin_add_user_to_group(self, username: str, group: str) -> None:
         self._call(
             "admin_add_user_to_group",

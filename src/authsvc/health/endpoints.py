@@ -63,6 +63,8 @@ def _checks(state: AppState) -> list[Check]:
     checks = [
         _check("database", lambda: _database(state)),
         _check("cognito", state.gateway.describe_user_pool),
+        # Until the ledger is read once, tokens issued before start-up are refused.
+        _check("revocation_ledger", state.revocations.check_synced),
     ]
     if state.settings.redis_url:
         url = state.settings.redis_url

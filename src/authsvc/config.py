@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     rate_limit_refresh_ip: str = "150/5 minutes"
     rate_limit_invitation_ip: str = "30/5 minutes"
 
+    # Operations endpoints (issue 11.4/11.5): /metrics needs `Authorization: Bearer <token>`
+    # outside dev mode (404 while unset); /readyz re-probes each dependency at most this often.
+    metrics_token: SecretStr | None = None
+    readiness_cache_seconds: float = Field(default=5.0, ge=1, le=300)
+
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
 

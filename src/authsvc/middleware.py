@@ -9,26 +9,29 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authsvc import metrics
+from authsvc import logs, metrics
 from authsvc.clientip import Network, is_trusted
 from authsvc.problems import routes_at
 
 log = logging.getLogger("authsvc.access")
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_BODY_METHODS = {b"POST", b"PUT", b"PATCH", b"DELETE"}
-_BASE_HEADERS = [
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Pre-encoded once: every response gets these.
+_BASE_HEADERS = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
-]
+)
+_HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+_NO_STORE = (b"cache-control", b"no-store")
 
 
 def _problem(
@@ -79,45 +82,59 @@ class AuthSvcMiddleware:
         self.max_body_bytes = max_body_bytes
         self.hsts = hsts
         self.trusted_proxies = trusted_proxies
+        self._https_headers = [*_BASE_HEADERS, _HSTS]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        headers = dict(scope["headers"])
-        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        # One pass over the raw headers instead of a dict per request.
+        incoming = b""
+        forwarded_proto = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                incoming = value
+            elif name == b"x-forwarded-proto":
+                forwarded_proto = value
+        if incoming and _REQUEST_ID.fullmatch(incoming):
+            request_id = incoming.decode("ascii")
+        else:
+            request_id = os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         path: str = scope["path"]
-        no_store = path.startswith("/v1/") or path.startswith("/dev/")
-        https = scope.get("scheme") == "https" or self._forwarded_https(scope, headers)
-        status_holder = [500]
-        started_holder = [False]
+        no_store = path.startswith(("/v1/", "/dev/"))
+        https = scope.get("scheme") == "https" or (
+            forwarded_proto is not None and self._forwarded_https(scope, forwarded_proto)
+        )
+        extra_headers = [
+            *(self._https_headers if self.hsts and https else _BASE_HEADERS),
+            (b"x-request-id", request_id.encode("ascii")),
+        ]
+        status = 500
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                status_holder[0] = message["status"]
-                started_holder[0] = True
-                out = list(message.get("headers", []))
-                out.extend(_BASE_HEADERS)
-                out.append((b"x-request-id", request_id.encode()))
+                status = message["status"]
+                response_started = True
+                out = list(message.get("headers", ()))
                 if no_store and not any(k.lower() == b"cache-control" for k, _ in out):
-                    out.append((b"cache-control", b"no-store"))
-                if self.hsts and https:
-                    out.append(
-                        (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
-                    )
+                    out.append(_NO_STORE)
+                out += extra_headers
                 message["headers"] = out
             await send(message)
 
         try:
-            if scope["method"].encode() in _BODY_METHODS:
-                rejection = await self._check_body(scope, headers, receive, request_id)
+            if scope["method"] in _BODY_METHODS:
+                rejection = await self._check_body(
+                    scope, dict(scope["headers"]), receive, request_id
+                )
                 if isinstance(rejection, tuple):
-                    status, body, extra = rejection
+                    rejected, body, extra = rejection
                     await send_wrapper(
-                        {"type": "http.response.start", "status": status, "headers": extra}
+                        {"type": "http.response.start", "status": rejected, "headers": extra}
                     )
                     await send_wrapper({"type": "http.response.body", "body": body})
                     return
@@ -125,7 +142,7 @@ class AuthSvcMiddleware:
             try:
                 await self.app(scope, receive, send_wrapper)
             except Exception:
-                if started_holder[0]:
+                if response_started:
                     raise
                 # Starlette answers an unhandled error outside every middleware, so its 500
                 # would lack the headers above: answer it here, opaque, like any problem.
@@ -145,23 +162,11 @@ class AuthSvcMiddleware:
         finally:
             template = _route_template(scope)
             elapsed = time.perf_counter() - started
-            status = status_holder[0]
-            metrics.inc("authsvc_requests_total", route=template, status=str(status))
-            metrics.inc("authsvc_request_duration_seconds_sum", elapsed, route=template)
-            log.info(
-                "request",
-                extra={
-                    "request_id": request_id,
-                    "method": scope["method"],
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 2),
-                },
-            )
+            metrics.observe_request(template, status, elapsed)
+            logs.access(request_id, scope["method"], template, status, round(elapsed * 1000, 2))
 
-    def _forwarded_https(self, scope: Scope, headers: dict[bytes, bytes]) -> bool:
+    def _forwarded_https(self, scope: Scope, proto: bytes) -> bool:
         """TLS ended at a proxy we trust, which says so in X-Forwarded-Proto."""
-        proto = headers.get(b"x-forwarded-proto")
         client = scope.get("client")
         if not proto or not client or not self.trusted_proxies:
             return False

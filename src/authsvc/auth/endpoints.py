@@ -302,8 +302,10 @@ def reset_password(
         errors.NotAuthenticatedError, errors.InvalidTokenError, errors.UpstreamUnavailableError
     ),
 )
-async def session(claims: CurrentUser) -> SessionInfo:
-    return SessionInfo(
+async def session(claims: CurrentUser) -> Response:
+    # Serialized here by pydantic-core in one step: returning the model would make FastAPI
+    # validate it again against response_model before serializing it (the same JSON).
+    info = SessionInfo(
         sub=claims.sub,
         username=claims.username,
         groups=list(claims.groups),
@@ -312,3 +314,4 @@ async def session(claims: CurrentUser) -> SessionInfo:
         issued_at=claims.issued_at_dt,
         expires_at=claims.expires_at_dt,
     )
+    return Response(info.model_dump_json(), media_type="application/json")

@@ -18,6 +18,7 @@ from authsvc.auth.schemas import (
     SignInResult,
     SignUpRequest,
     TokenResult,
+    session_json,
 )
 from authsvc.auth.service import token_subject
 from authsvc.cognito.errors import PasswordResetRequiredError
@@ -303,15 +304,6 @@ def reset_password(
     ),
 )
 async def session(claims: CurrentUser) -> Response:
-    # Serialized here by pydantic-core in one step: returning the model would make FastAPI
-    # validate it again against response_model before serializing it (the same JSON).
-    info = SessionInfo(
-        sub=claims.sub,
-        username=claims.username,
-        groups=list(claims.groups),
-        scopes=list(claims.scopes),
-        client_id=claims.client_id,
-        issued_at=claims.issued_at_dt,
-        expires_at=claims.expires_at_dt,
-    )
-    return Response(info.model_dump_json(), media_type="application/json")
+    # Serialized here in one step: returning the model would make FastAPI validate it again
+    # against response_model before serializing it (to the same JSON).
+    return Response(session_json(claims), media_type="application/json")

@@ -36,13 +36,13 @@ class Readiness(BaseModel):
     checks: list[Check]
 
 
-_HEALTHY = Health().model_dump_json().encode()
+HEALTHY_BODY = Health().model_dump_json().encode()
 
 
 @router.get("/healthz", response_model=Health, summary="The process is alive")
 async def healthz() -> Response:
     # Pre-encoded: no model to validate and serialize on every probe.
-    return Response(_HEALTHY, media_type="application/json")
+    return Response(HEALTHY_BODY, media_type="application/json")
 
 
 class ReadinessCache:

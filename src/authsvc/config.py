@@ -175,6 +175,11 @@ class Settings(BaseSettings):
     federation_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     identity_pool_id: str | None = None
 
+    # Operations endpoints (issue 11.4/11.5): /metrics needs `Authorization: Bearer <token>`
+    # outside dev mode (404 while unset); /readyz re-probes each dependency at most this often.
+    metrics_token: SecretStr | None = None
+    readiness_cache_seconds: float = Field(default=5.0, ge=1, le=300)
+
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
 

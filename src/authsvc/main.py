@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -162,6 +163,10 @@ def create_app(
         reconciler.start()
         sign_outs = Periodic("cognito-sign-out-retry", state.auth.retry_pending_sign_outs, 5.0)
         sign_outs.start()
+        # Issue 12: what start-up built lives as long as the process; frozen, the collector's
+        # full passes stop walking it (boto3's, pydantic's and SQLAlchemy's objects) while
+        # requests are being answered.
+        gc.freeze()
         try:
             yield
         finally:

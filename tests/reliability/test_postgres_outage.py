@@ -31,7 +31,13 @@ from tests.reliability.conftest import (
     reliability_env,
     sign_in,
 )
-from tests.security.support import direct_user, make_admin, start_serve, stop_serve
+from tests.security.support import (
+    METRICS_HEADERS,
+    direct_user,
+    make_admin,
+    start_serve,
+    stop_serve,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +65,7 @@ class Outage:
         return response, request_id
 
     def metrics(self) -> dict[str, float]:
-        lines = self.client.get("/metrics").text.splitlines()
+        lines = self.client.get("/metrics", headers=METRICS_HEADERS).text.splitlines()
         pairs = (line.split() for line in lines if line and not line.startswith("#"))
         return {parts[0]: float(parts[-1]) for parts in pairs if len(parts) == 2}
 

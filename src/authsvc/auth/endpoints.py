@@ -20,6 +20,7 @@ from authsvc.auth.schemas import (
     SignInResult,
     SignUpRequest,
     TokenResult,
+    session_json,
 )
 from authsvc.auth.service import delivery_for, token_subject
 from authsvc.cognito.errors import PasswordResetRequiredError
@@ -331,13 +332,7 @@ def reset_password(
         errors.NotAuthenticatedError, errors.InvalidTokenError, errors.UpstreamUnavailableError
     ),
 )
-async def session(claims: CurrentUser) -> SessionInfo:
-    return SessionInfo(
-        sub=claims.sub,
-        username=claims.username,
-        groups=list(claims.groups),
-        scopes=list(claims.scopes),
-        client_id=claims.client_id,
-        issued_at=claims.issued_at_dt,
-        expires_at=claims.expires_at_dt,
-    )
+async def session(claims: CurrentUser) -> Response:
+    # Serialized here in one step: returning the model would make FastAPI validate it again
+    # against response_model before serializing it (to the same JSON).
+    return Response(session_json(claims), media_type="application/json")

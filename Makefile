@@ -14,7 +14,7 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: help install install-test run serve test lint fmt bench openapi clean browser
+.PHONY: help install install-test run serve test lint fmt bench openapi openapi-json clean browser
 
 help:
 	@echo "make run     start authsvc dev (embedded Cognito emulator, SQLite, dev outbox) on http://$(HOST):$(PORT)/docs"
@@ -81,6 +81,10 @@ bench: install-test
 
 openapi: install
 	@$(BIN)/authsvc openapi
+
+# The committed docs/openapi.json (tests/test_openapi.py fails when it drifts from the app).
+openapi-json: install
+	$(BIN)/authsvc openapi > docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .authsvc .pytest_cache .ruff_cache build *.egg-info src/*.egg-info

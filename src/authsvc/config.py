@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     rate_limit_refresh_ip: str = "150/5 minutes"
     rate_limit_invitation_ip: str = "30/5 minutes"
 
+    # API docs (issue 13): /docs, /redoc and /openapi.json, served from the package (no CDN).
+    docs: bool = True
+
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
 

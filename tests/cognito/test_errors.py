@@ -62,8 +62,8 @@ EXPECTED: dict[tuple[str | None, str], tuple[type[errors.AuthSvcError], int, str
     ("confirm_sign_up", "UserNotFoundException"): (errors.InvalidCodeError, 400, "invalid_code"),
     ("confirm_sign_up", "NotAuthorizedException"): (
         cognito_errors.UserAlreadyConfirmedError,
-        400,
-        "invalid_code",
+        409,
+        "conflict",
     ),
     ("confirm_forgot_password", "UserNotFoundException"): (
         errors.InvalidCodeError,

@@ -71,7 +71,9 @@ def sign_up(
     "/sign-up/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Confirm a sign-up with the emailed code",
-    responses=responses(errors.InvalidCodeError, errors.ExpiredCodeError, *_UPSTREAM),
+    responses=responses(
+        errors.InvalidCodeError, errors.ExpiredCodeError, errors.ConflictError, *_UPSTREAM
+    ),
 )
 def confirm_sign_up(
     body: ConfirmSignUpRequest,

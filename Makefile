@@ -53,8 +53,12 @@ fmt: install-test
 	$(BIN)/ruff check --fix --quiet src tests migrations bench || true
 	$(BIN)/ruff format --quiet src tests migrations bench
 
-test: lint
+test: lint clients/ts/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# The TypeScript client's tools (tests/frontend/test_clients.py), as pinned by package-lock.json.
+clients/ts/node_modules/.package-lock.json: clients/ts/package.json clients/ts/package-lock.json
+	cd clients/ts && npm ci --no-audit --no-fund
 
 # tests/spa/test_browser.py drives headless Chromium through Selenium, with the browser and
 # driver from Debian (Selenium Manager never downloads one). Without them that test skips on

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 from authsvc import errors, problems
 from authsvc.config import Settings
 from authsvc.main import create_app
-from authsvc.openapi import CAMEL_CASE, REQUEST_EXAMPLES
+from authsvc.openapi import CAMEL_CASE, PASSWORD_MIN_LENGTH, REQUEST_EXAMPLES
 from tests.helpers import assert_problem, new_email
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,3 +182,35 @@ def test_committed_document_is_the_apps() -> None:
     assert json.loads(printed) == json.loads(committed), (
         "docs/openapi.json is out of date: run `make openapi-json` and commit it"
     )
+
+
+class TestStatedConstraints:
+    def test_new_password_minimum_is_the_templates(self, document: dict[str, Any]) -> None:
+        import yaml
+
+        template = yaml.safe_load(
+            (ROOT / "infra" / "template.yaml").read_text().replace("!", "")  # CFN tags
+        )
+        pools = [
+            r["Properties"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::Cognito::UserPool"
+        ]
+        minimum = pools[0]["Policies"]["PasswordPolicy"]["MinimumLength"]
+        assert minimum == PASSWORD_MIN_LENGTH
+        schemas = document["components"]["schemas"]
+        assert schemas["SignUpRequest"]["properties"]["password"]["minLength"] == minimum
+        assert schemas["SetPasswordRequest"]["properties"]["password"]["minLength"] == minimum
+        # Signing in takes any password the account may still have: no minimum there.
+        assert "minLength" not in schemas["SignInRequest"]["properties"]["password"] or (
+            schemas["SignInRequest"]["properties"]["password"]["minLength"] == 1
+        )
+
+    @pytest.mark.parametrize(
+        "path", ["/v1/invitations", "/v1/admin/users", "/v1/admin/audit-events"]
+    )
+    def test_list_parameters(self, document: dict[str, Any], path: str) -> None:
+        parameters = {p["name"]: p["schema"] for p in document["paths"][path]["get"]["parameters"]}
+        assert parameters["limit"]["minimum"] == 1 and parameters["limit"]["maximum"] == 100
+        cursor = parameters["cursor"]["anyOf"][0]
+        assert cursor["pattern"] == "^[A-Za-z0-9_-]+$"

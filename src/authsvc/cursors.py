@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 
 from authsvc import errors
 
+# Every cursor is base64url without padding: the query parameter says so (and checks it).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+
 
 def aware(value: datetime) -> datetime:
     """SQLite gives naive datetimes back; every stored time is UTC."""

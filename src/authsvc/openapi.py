@@ -108,8 +108,53 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+# New passwords: the pool's minimum length, from infra/template.yaml's PasswordPolicy
+# (tests/test_openapi.py checks they agree). The server checks it with the pool's other rules
+# and answers 422 `invalid_password` naming each rule missed; the document states the length.
+PASSWORD_MIN_LENGTH = 8
+_NEW_PASSWORDS = {
+    "SignUpRequest": "password",
+    "ResetPasswordRequest": "new_password",
+    "ChangePasswordRequest": "new_password",
+    "AcceptRequest": "password",
+    "SetPasswordRequest": "password",
+}
+_POLICY_NOTE = (
+    "A new password: at least {n} characters, with the pool's other rules (upper and lower"
+    " case, a number, a symbol); a password that misses one is refused with 422"
+    " `invalid_password`, whose detail names it."
+)
+
+
+def _state_password_policy(schemas: dict[str, Any]) -> None:
+    targets = [(name, field) for name, field in _NEW_PASSWORDS.items() if name in schemas]
+    # The challenge body, whatever shape it has (one model, or one per challenge).
+    targets += [(name, "new_password") for name in schemas if name.startswith("Challenge")]
+    for name, field in targets:
+        prop = schemas[name].get("properties", {}).get(field)
+        if prop is None:
+            continue
+        for option in prop.get("anyOf", [prop]):
+            if option.get("type") == "string":
+                option["minLength"] = max(option.get("minLength", 0), PASSWORD_MIN_LENGTH)
+        prop["description"] = _POLICY_NOTE.format(n=PASSWORD_MIN_LENGTH)
+
+
+def _close_pattern_maps(node: Any) -> None:
+    """pydantic states a dict's key pattern as ``patternProperties``, which lets any other key
+    through; the server refuses them, so the document says so (``additionalProperties``)."""
+    if isinstance(node, dict):
+        if "patternProperties" in node and "additionalProperties" not in node:
+            node["additionalProperties"] = False
+        for value in node.values():
+            _close_pattern_maps(value)
+    elif isinstance(node, list):
+        for value in node:
+            _close_pattern_maps(value)
+
+
 def finish(document: dict[str, Any]) -> dict[str, Any]:
-    """Tags and request examples (idempotent)."""
+    """Tags, request examples and the password policy's length (idempotent)."""
     document["tags"] = TAGS
     for path, path_item in document.get("paths", {}).items():
         for operation in path_item.values():
@@ -122,4 +167,7 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
     for name, example in REQUEST_EXAMPLES.items():
         if name in schemas:
             schemas[name]["examples"] = [example]
+    _state_password_policy(schemas)
+    _close_pattern_maps(document.get("components", {}))
+    _close_pattern_maps(document.get("paths", {}))
     return document

@@ -54,6 +54,14 @@ class TestNoRoute:
         assert f"drop the trailing slash ({route})" in body["detail"], body
         assert "someone" not in body["detail"]  # the template, never the raw path
 
+    def test_a_mounted_folder_without_its_slash_is_redirected(self, client: TestClient) -> None:
+        response = client.get("/docs/assets", follow_redirects=False)
+        assert response.status_code == 308
+        assert response.headers["location"] == "/docs/assets/"
+        assert response.text  # never an empty redirect
+        body = assert_problem(client.post("/docs/assets"), 404, "not_found")
+        assert "add a trailing slash (/docs/assets/)" in body["detail"], body
+
 
 class TestTokens:
     def test_an_id_token_is_told_to_send_the_access_token(self, client, outbox) -> None:

@@ -8,9 +8,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Mount
 
 from authsvc import db, errors
 
@@ -181,6 +183,23 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _is_mount(route: Any) -> bool:
+    # Newer FastAPI wraps routes in a RouteContext (routes_at): look at the route inside.
+    return isinstance(getattr(route, "original_route", route), Mount)
+
+
+def _static_folder(request: Request) -> Response | None:
+    """A browser asking for a mounted folder without its slash (``/dev/spa``) is sent to it:
+    a 308 that says where, never an empty 307."""
+    path: str = request.scope["path"]
+    if request.method not in ("GET", "HEAD") or path.endswith("/"):
+        return None
+    if not any(_is_mount(route) for route in routes_at(request.app, path + "/")):
+        return None
+    target = path + "/" + (f"?{request.url.query}" if request.url.query else "")
+    return PlainTextResponse(f"Moved to {target}\n", status_code=308, headers={"Location": target})
+
+
 def _no_route_detail(request: Request) -> str:
     """What to do about a path no route serves: where the docs are, and the route meant
     when only a trailing slash is off (named by its template: the raw path is not echoed)."""
@@ -190,7 +209,11 @@ def _no_route_detail(request: Request) -> str:
         return "This is the authsvc API; nothing is served at /." + docs
     other = path.rstrip("/") if path.endswith("/") else path + "/"
     for route in routes_at(request.app, other):
-        template = getattr(route, "path_format", None) or getattr(route, "path", "")
+        template = (
+            route.path
+            if _is_mount(route)
+            else getattr(route, "path_format", None) or getattr(route, "path", "")
+        )
         if path.endswith("/"):
             return f"No route here: drop the trailing slash ({template}).{docs}"
         return f"No route here: add a trailing slash ({template}/).{docs}"
@@ -213,6 +236,9 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
             },
         )
     if exc.status_code == 404 and exc.detail == "Not Found":
+        folder = _static_folder(request)
+        if folder is not None:
+            return folder
         return problem_response(
             request,
             status=404,

@@ -32,4 +32,4 @@ def decode(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("cursor parts must be strings")
         return aware(datetime.fromisoformat(at)), uuid.UUID(id)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, AttributeError):
-        raise errors.ValidationError("The cursor is not valid.", loc=["query", "cursor"]) from None
+        raise errors.InvalidCursorError() from None

@@ -107,6 +107,14 @@ class InvalidInvitationError(AuthSvcError):
     default_detail = "The invitation is unknown, already used, revoked or expired."
 
 
+class InvalidCursorError(AuthSvcError):
+    """A well-formed cursor the server did not issue (or can no longer use): like an unknown
+    token, no schema can tell it from a good one, so it is not a validation_error."""
+
+    status, code, title = 400, "invalid_cursor", "Invalid cursor"
+    default_detail = "The cursor is unknown or expired: start again from the first page."
+
+
 class NotFoundError(AuthSvcError):
     status, code, title = 404, "not_found", "Not found"
     default_detail = "The resource does not exist."
@@ -167,6 +175,7 @@ ALL_ERRORS: tuple[type[AuthSvcError], ...] = (
     InvalidSessionError,
     InvalidCurrentPasswordError,
     InvalidInvitationError,
+    InvalidCursorError,
     NotFoundError,
     ConflictError,
     RateLimitedError,

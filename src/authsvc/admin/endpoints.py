@@ -38,7 +38,7 @@ def _done() -> Response:
         " `disabled`. With both, Cognito filters by email and authsvc by status, so a page"
         " may hold fewer than `limit` users while `next_cursor` is set."
     ),
-    responses=responses(*_ADMIN, *_UPSTREAM),
+    responses=responses(*_ADMIN, *_UPSTREAM, errors.InvalidCursorError),
 )
 def list_users(
     _admin: AdminUser,

@@ -22,7 +22,7 @@ ActionName = Annotated[str, Query(pattern=r"^[a-z_]{1,64}$")]
     response_model=schemas.AuditEventPage,
     summary="The audit log, newest first",
     description="Events are written within a fraction of a second of the action.",
-    responses=responses(*_ADMIN),
+    responses=responses(*_ADMIN, errors.InvalidCursorError),
 )
 def list_audit_events(
     _admin: AdminUser,

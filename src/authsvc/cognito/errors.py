@@ -83,9 +83,7 @@ TABLE: dict[tuple[str | None, str], Factory] = {
     # change password: wrong current password is not a sign-out
     ("change_password", "NotAuthorizedException"): errors.InvalidCurrentPasswordError,
     # a pagination token the pool refuses came from the client's cursor (moto: InvalidToken)
-    ("list_users", "InvalidToken"): lambda: errors.ValidationError(
-        "The cursor is not valid.", loc=["query", "cursor"]
-    ),
+    ("list_users", "InvalidToken"): errors.InvalidCursorError,
     ("list_users", "InvalidParameterException"): lambda: errors.ValidationError(
         "The cursor or filter is not valid."
     ),

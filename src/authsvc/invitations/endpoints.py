@@ -57,7 +57,7 @@ def create_invitation(
     "",
     response_model=schemas.InvitationPage,
     summary="List invitations, newest first",
-    responses=responses(*_ADMIN),
+    responses=responses(*_ADMIN, errors.InvalidCursorError),
 )
 def list_invitations(
     _admin: AdminUser,

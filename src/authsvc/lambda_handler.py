@@ -12,7 +12,13 @@ done here at the edges of each invocation instead:
   than the poll interval, so a sign-out on another instance is honoured after a thaw too;
 - after a request, buffered audit rows are written, so a reaped environment loses none;
 - a scheduled event (EventBridge, every minute in the template) delivers queued emails,
-  repairs stuck invitations and retries pending Cognito sign-outs.
+  repairs stuck invitations and retries pending Cognito sign-outs;
+- a command event, ``{"command": ["create-admin", "--email", "..."]}``, runs one of the
+  one-off CLI commands (``aws lambda invoke``; only IAM principals allowed to invoke the
+  function can send one, API Gateway events never have this shape).
+
+At cold start the database is migrated to Alembic's head first (concurrent cold starts take
+turns on a Postgres advisory lock), as each ECS task does before `serve`.
 
 Secrets: for every ``AUTHSVC_X_SECRET_ARN`` in the environment, ``AUTHSVC_X`` is read from
 Secrets Manager at cold start (Lambda cannot inject secrets into the environment the way
@@ -22,6 +28,8 @@ ECS does).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import logging
 import os
 import sys
@@ -66,6 +74,35 @@ def is_scheduled_event(event: Any) -> bool:
     return isinstance(event, dict) and event.get("source") == "aws.events"
 
 
+# One-off commands a command event may run; never the servers.
+COMMANDS = frozenset({"migrate", "create-admin", "check-config", "reconcile", "deliver"})
+
+
+def is_command_event(event: Any) -> bool:
+    return isinstance(event, dict) and "command" in event and "requestContext" not in event
+
+
+def run_command(argv: Any) -> dict[str, Any]:
+    """Run ``authsvc <argv>`` in this environment; its exit code and output."""
+    if (
+        not isinstance(argv, list)
+        or not argv
+        or not all(isinstance(a, str) for a in argv)
+        or argv[0] not in COMMANDS
+    ):
+        allowed = ", ".join(sorted(COMMANDS))
+        return {"exit_code": 2, "output": f"command must be a list starting with one of: {allowed}"}
+    from authsvc.cli import main
+
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:  # argparse: --help, bad arguments
+            code = exc.code if isinstance(exc.code, int) else 1
+    return {"exit_code": code, "output": output.getvalue()}
+
+
 class LambdaApp:
     """One per execution environment: the app, its lifespan entered once, Mangum in front."""
 
@@ -85,6 +122,8 @@ class LambdaApp:
     def __call__(self, event: Any, context: Any) -> Any:
         if is_scheduled_event(event):
             return self.maintain()
+        if is_command_event(event):
+            return run_command(event["command"])
         revocations = self.state.revocations
         if time.monotonic() - self._last_sync >= revocations.poll_interval:
             revocations.sync()
@@ -138,6 +177,10 @@ def build(settings: Settings | None = None) -> LambdaApp:
         _config_error(exc)  # one line naming the setting, in the function's log
         raise SystemExit(2) from None
     logs.configure(settings.log_level, json_lines=True)
+    if os.environ.get("AUTHSVC_LAMBDA_MIGRATE", "true").lower() != "false":
+        from authsvc import migrate
+
+        migrate.upgrade(settings.database_url)
     return LambdaApp(create_app(settings))
 
 

@@ -226,3 +226,22 @@ class TestSecrets:
         environ = {"AUTHSVC_DATABASE_URL_SECRET_ARN": "authsvc-no-such-secret"}
         with pytest.raises(client.exceptions.ResourceNotFoundException):
             resolve_secrets(environ, client)
+
+
+class TestCommandEvents:
+    def test_migrate_runs_as_a_one_off_command(
+        self, lambda_app: LambdaApp, database_url: str
+    ) -> None:
+        result = lambda_app({"command": ["migrate", "--database-url", database_url]}, CONTEXT)
+        assert result["exit_code"] == 0, result["output"]
+
+    def test_servers_are_not_commands(self, lambda_app: LambdaApp) -> None:
+        for command in (["serve"], ["dev"], [], "migrate", [1]):
+            result = lambda_app({"command": command}, CONTEXT)
+            assert result["exit_code"] == 2
+            assert "create-admin" in result["output"]
+
+    def test_bad_arguments_report_the_usage(self, lambda_app: LambdaApp) -> None:
+        result = lambda_app({"command": ["migrate", "--no-such-flag"]}, CONTEXT)
+        assert result["exit_code"] == 2
+        assert "usage: authsvc" in result["output"]

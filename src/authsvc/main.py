@@ -26,9 +26,12 @@ from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings, serve_settings
 from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
+from authsvc.directory.endpoints import router as directory_router
 from authsvc.email.backends import make_backend
 from authsvc.email.crypto import PayloadCipher
 from authsvc.email.outbox import Outbox, OutboxWorker, Periodic
+from authsvc.federation.endpoints import router as federation_router
+from authsvc.federation.service import FederationService
 from authsvc.health.endpoints import router as health_router
 from authsvc.invitations.endpoints import router as invitations_router
 from authsvc.invitations.service import InvitationService
@@ -95,6 +98,11 @@ def build_state(
     )
     outbox_queue.on_commit = worker.wake
     auth = AuthService(gateway, pool, revocations)
+    federation = (
+        FederationService(settings, db, cipher, auth, verifier)
+        if settings.federation_providers or settings.identity_pool_id
+        else None
+    )
     return AppState(
         settings=settings,
         gateway=gateway,
@@ -112,6 +120,7 @@ def build_state(
         limits=RateLimits(settings),
         mfa=MfaService(gateway, settings.totp_issuer),
         outbox=outbox if settings.dev_mode else None,
+        federation=federation,
     )
 
 
@@ -164,18 +173,24 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(auth_router)
+    app.include_router(directory_router)
     app.include_router(profile_router)
     app.include_router(mfa_router)
     app.include_router(invitations_router)
     app.include_router(admin_router)
     app.include_router(audit_router)
     app.include_router(health_router)
+    app.include_router(federation_router)
     if settings.dev_mode:
         from authsvc.dev.endpoints import mount_spa
         from authsvc.dev.endpoints import router as dev_router
 
         app.include_router(dev_router)
         mount_spa(app)
+        if settings.federation_providers:
+            from authsvc.dev.hosted_ui import mount_hosted_ui
+
+            mount_hosted_ui(app, state)  # stand-in for Cognito's /oauth2/* (no hosted UI in moto)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -54,6 +54,9 @@ class AuthService:
         self.revocations = revocations
         self._pending_sign_outs: set[str] = set()
         self._pending_lock = threading.Lock()
+        # Refresh tokens another flow issued on its own app client: prefix -> refresh
+        # (directory sign-in registers "dir1.").
+        self.refresh_routes: dict[str, Callable[[str], TokenResult]] = {}
 
     # -- sign-up ------------------------------------------------------------------------
 
@@ -126,6 +129,9 @@ class AuthService:
         return self._result(response, started)
 
     def refresh(self, refresh_token: str) -> TokenResult:
+        for prefix, route in self.refresh_routes.items():
+            if refresh_token.startswith(prefix):
+                return route(refresh_token)
         username, upstream_token = self._unwrap(refresh_token)
         if self.gateway.client_secret and username is None:
             raise errors.InvalidTokenError("The refresh token is not valid.")

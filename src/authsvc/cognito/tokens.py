@@ -147,6 +147,8 @@ class TokenVerifier:
     ) -> None:
         self.issuer = settings.issuer
         self.client_id = settings.cognito_client_id
+        # Directory sign-in (issue 15) issues tokens on its own app client: accept it too.
+        self.client_ids = frozenset(filter(None, (self.client_id, settings.directory_client_id)))
         self.leeway = settings.jwt_leeway_seconds
         self.jwks = jwks or JWKSCache(
             settings.jwks_url, min_refetch_seconds=settings.jwks_min_refetch_seconds
@@ -217,7 +219,8 @@ class TokenVerifier:
             raise errors.InvalidTokenError() from None
         if payload.get("token_use") != "access":
             raise errors.InvalidTokenError("An access token is required.")
-        if payload.get("client_id") != self.client_id:
+        client_id = payload.get("client_id")
+        if not isinstance(client_id, str) or client_id not in self.client_ids:
             raise errors.InvalidTokenError("The token was issued to another client.")
         try:
             return AccessClaims(

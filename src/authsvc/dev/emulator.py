@@ -513,6 +513,36 @@ def provision(
     )
 
 
+def ensure_identity_pool(client: CognitoIdpClient, pool: ProvisionedPool) -> str:
+    """The dev identity pool (the template's IdentityPool, by name), bound to the user pool and
+    its app client. moto cannot create it from the template, like the user pool."""
+    from authsvc.cognito.gateway import new_client
+
+    identity = new_client(
+        "cognito-identity",
+        region_name=pool.region,
+        endpoint_url=client.meta.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106
+    )
+    name = "authsvc_identities"
+    for existing in identity.list_identity_pools(MaxResults=60)["IdentityPools"]:
+        if existing["IdentityPoolName"] == name:
+            return str(existing["IdentityPoolId"])
+    created = identity.create_identity_pool(
+        IdentityPoolName=name,
+        AllowUnauthenticatedIdentities=False,
+        CognitoIdentityProviders=[
+            {
+                "ProviderName": f"cognito-idp.{pool.region}.amazonaws.com/{pool.user_pool_id}",
+                "ClientId": pool.client_id,
+                "ServerSideTokenCheck": True,
+            }
+        ],
+    )
+    return str(created["IdentityPoolId"])
+
+
 # --------------------------------------------------------------------------- the server
 
 

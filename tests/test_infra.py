@@ -707,3 +707,30 @@ class TestComposeLocalSetup:
         )
         assert result.returncode != 0
         assert not env_file.exists()
+
+
+class TestReadme:
+    def test_deploy_section_names_every_parameter(self, template: dict[str, Any]) -> None:
+        readme = (REPO / "README.md").read_text(encoding="utf-8")
+        section = readme.split("## Deploy to AWS", 1)[1].split("\n## ", 1)[0]
+        assert "--capabilities CAPABILITY_IAM" in section
+        assert "create-admin --email" in section
+        prefixes = re.findall(r"`([A-Za-z]+)\*`", section)
+        missing = [
+            name
+            for name in template["Parameters"]
+            if not re.search(rf"\b{name}\b", section)
+            and not any(name.startswith(p) for p in prefixes)
+        ]
+        assert missing == []
+        # the example deploy sets every service parameter explicitly
+        example = section.split("aws cloudformation deploy", 1)[1].split("```", 1)[0]
+        overridden = set(re.findall(r"^\s+([A-Za-z0-9]+)=", example, re.M))
+        service = {
+            name
+            for name in template["Parameters"]
+            if not name.startswith(("Federation", "Directory", "Google", "Facebook", "Amazon"))
+            and not name.startswith(("Apple", "Oidc", "Saml", "HostedUi", "Authenticated"))
+            and not name.startswith("Guest")
+        }
+        assert service - overridden == set()

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -30,6 +31,10 @@ from authsvc.dev.emulator import (
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE = REPO / "infra" / "template.yaml"
+# The Compose Specification's schema (tests/vendor/README says where it comes from).
+COMPOSE_SCHEMA = json.loads((REPO / "tests" / "vendor" / "compose-spec.json").read_text())
+# Its $schema names draft-07 without the trailing "#" jsonschema looks for: say it here.
+COMPOSE_VALIDATOR = jsonschema.Draft7Validator(COMPOSE_SCHEMA)
 
 
 def run_tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -101,7 +106,22 @@ def compose() -> dict[str, Any]:
 
 
 class TestCompose:
-    """Structure only: no Docker engine or compose plugin here to run `docker compose config`."""
+    """No Docker engine or compose plugin here to run `docker compose config` (`make test`
+    runs it where there is one): the file is validated against the Compose Specification's
+    schema, and its structure checked."""
+
+    def test_matches_the_compose_specification(self, compose: dict[str, Any]) -> None:
+        COMPOSE_VALIDATOR.validate(compose)
+
+    def test_the_schema_check_catches_mistakes(self, compose: dict[str, Any]) -> None:
+        broken = copy.deepcopy(compose)
+        broken["services"]["authsvc"]["depends_on"]["migrate"]["condition"] = "service_done"
+        with pytest.raises(jsonschema.ValidationError):
+            COMPOSE_VALIDATOR.validate(broken)
+        broken = copy.deepcopy(compose)
+        broken["services"]["moto"]["profile"] = ["local"]  # a typo for `profiles`
+        with pytest.raises(jsonschema.ValidationError):
+            COMPOSE_VALIDATOR.validate(broken)
 
     def test_names_the_services(self, compose: dict[str, Any]) -> None:
         services = compose["services"]

@@ -526,6 +526,14 @@ class TestProductionTemplate:
             assert all(forwarded(path) for path in reachable)
             assert forwarded("/openapi.json") is (docs == "true")
             assert forwarded("/v1/admin/users")
+        # plain HTTP is only ever redirected
+        http = template["Resources"]["HttpListener"]["Properties"]
+        assert http["DefaultActions"] == [
+            {
+                "Type": "redirect",
+                "RedirectConfig": {"Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"},
+            }
+        ]
         # the service is created only once the target group is reachable through a rule
         assert "ApiListenerRule" in template["Resources"]["Service"]["DependsOn"]
 

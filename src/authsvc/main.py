@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -105,7 +106,7 @@ def build_state(
         if settings.secret_key_previous
         else [],
     )
-    auth = AuthService(gateway, pool, revocations, sealer)
+    auth = AuthService(gateway, pool, revocations, sealer, db)
     federation = (
         FederationService(settings, db, cipher, auth, verifier)
         if settings.federation_providers or settings.identity_pool_id
@@ -126,7 +127,14 @@ def build_state(
         audit=AuditLog(db, enabled=settings.audit_enabled),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         limits=RateLimits(settings),
-        mfa=MfaService(gateway, settings.totp_issuer),
+        mfa=MfaService(
+            gateway,
+            settings.totp_issuer,
+            auth=auth,
+            db=db,
+            outbox=outbox_queue,
+            reauth_max_age=settings.reauth_max_age,
+        ),
         outbox=outbox if settings.dev_mode else None,
         federation=federation,
     )
@@ -155,6 +163,10 @@ def create_app(
         reconciler.start()
         sign_outs = Periodic("cognito-sign-out-retry", state.auth.retry_pending_sign_outs, 5.0)
         sign_outs.start()
+        # Issue 12: what start-up built lives as long as the process; frozen, the collector's
+        # full passes stop walking it (boto3's, pydantic's and SQLAlchemy's objects) while
+        # requests are being answered.
+        gc.freeze()
         try:
             yield
         finally:

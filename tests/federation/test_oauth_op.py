@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from authsvc.cognito.tokens import JWKSCache
+from authsvc.federation.endpoints import BROWSER_COOKIE
 from authsvc.main import create_app
 from tests.conftest import make_settings
 from tests.federation.conftest import (
@@ -31,6 +32,7 @@ from tests.federation.support import (
     callback,
     follow_until,
     handoff_code,
+    path_of,
     pkce_pair,
     start,
 )
@@ -341,3 +343,63 @@ class TestOpenApi:
         )
         for code in codes:
             assert f"{code}" in documented, (path, code, documented)
+
+
+class TestBrowserErrors:
+    """A browser back from the hosted UI with a failed sign-in goes back to the app with
+    #error=…; API callers and unknown states keep the problem response."""
+
+    HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+    def browser_callback(self, client: TestClient, url: str, nonce: str | None) -> Any:
+        headers = {**self.HTML, **({"Cookie": f"{BROWSER_COOKIE}={nonce}"} if nonce else {})}
+        return client.get(path_of(url), headers=headers, follow_redirects=False)
+
+    def app_error(self, response: Any) -> dict[str, str]:
+        assert response.status_code == 302, response.text
+        location = response.headers["location"]
+        assert location.startswith(APP_URI + "#"), location
+        assert "handoff_code" not in location and "access_token" not in location
+        assert f"{BROWSER_COOKIE}=" in response.headers["set-cookie"]  # cleared
+        assert response.headers["cache-control"] == "no-store"
+        return {k: v[0] for k, v in parse_qs(urlsplit(location).fragment).items()}
+
+    def test_provider_denied(self, client: TestClient, op: OpenIdProvider) -> None:
+        url, nonce = start(client, "google", APP_URI)
+        back = sign_in_at_op(op, url, deny="1")
+        fragment = self.app_error(self.browser_callback(client, back, nonce))
+        assert fragment["error"] == "provider_denied"
+        assert fragment["error_description"]
+        # The state was used up: the same URL again is an unknown state, and with no app
+        # to return to, a problem response even for a browser.
+        again = self.browser_callback(client, back, nonce)
+        assert_problem(again, 400, "invalid_state")
+
+    def test_another_browser(self, client: TestClient, op: OpenIdProvider) -> None:
+        back, _ = web_flow(client, op)
+        fragment = self.app_error(self.browser_callback(client, back, "someone-elses-cookie"))
+        assert fragment["error"] == "invalid_state"
+
+    def test_code_refused(self, client: TestClient, op: OpenIdProvider) -> None:
+        back, nonce = web_flow(client, op)
+        handoff_code(callback(client, back, nonce), APP_URI)
+        url2, nonce2 = start(client, "google", APP_URI)
+        state2 = parse_qs(urlsplit(url2).query)["state"][0]
+        code1 = parse_qs(urlsplit(back).query)["code"][0]
+        replay = f"{CALLBACK_URL}?{urlencode({'code': code1, 'state': state2})}"
+        fragment = self.app_error(self.browser_callback(client, replay, nonce2))
+        assert fragment["error"] == "invalid_grant"
+
+    def test_forged_state_stays_a_problem(self, client: TestClient) -> None:
+        forged = f"{CALLBACK_URL}?{urlencode({'code': 'x', 'state': 'made-up'})}"
+        assert_problem(self.browser_callback(client, forged, "nonce"), 400, "invalid_state")
+
+    def test_api_caller_gets_the_problem(self, client: TestClient, op: OpenIdProvider) -> None:
+        url, nonce = start(client, "google", APP_URI)
+        back = sign_in_at_op(op, url, deny="1")
+        response = client.get(
+            path_of(back),
+            headers={"Cookie": f"{BROWSER_COOKIE}={nonce}", "Accept": "application/json"},
+            follow_redirects=False,
+        )
+        assert_problem(response, 400, "provider_denied")

@@ -403,3 +403,66 @@ class TestBrowserErrors:
             follow_redirects=False,
         )
         assert_problem(response, 400, "provider_denied")
+
+
+def upstream_refresh(token: str) -> str:
+    """The provider's own refresh token inside authsvc's (``rt1.<user>.<token>``)."""
+    return token[len("rt1.") :].partition(".")[2] if token.startswith("rt1.") else token
+
+
+class TestSignOut:
+    def op_refresh(self, op: OpenIdProvider, refresh_token: str) -> Any:
+        return httpx.post(
+            f"{op.issuer}/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            auth=(op.client_id, op.client_secret),
+            timeout=10,
+        )
+
+    def session(self, client: TestClient, op: OpenIdProvider, login: str) -> dict[str, Any]:
+        back, nonce = web_flow(client, op, login=login)
+        code = handoff_code(callback(client, back, nonce), APP_URI)
+        tokens = client.post("/v1/auth/federation/exchange", json={"handoff_code": code})
+        assert tokens.status_code == 200, tokens.text
+        body: dict[str, Any] = tokens.json()
+        return body
+
+    def test_sign_out_revokes_the_refresh_token_at_the_provider(
+        self, client: TestClient, op: OpenIdProvider
+    ) -> None:
+        signed_out = self.session(client, op, "erin")
+        kept = self.session(client, op, "frank")
+        bearer = {"Authorization": f"Bearer {signed_out['access_token']}"}
+        response = client.post(
+            "/v1/auth/sign-out", headers=bearer, json={"refresh_token": signed_out["refresh_token"]}
+        )
+        assert response.status_code == 204, response.text
+        refused = self.op_refresh(op, upstream_refresh(signed_out["refresh_token"]))
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+        # Only that session's token: another user's still works at the provider.
+        assert self.op_refresh(op, upstream_refresh(kept["refresh_token"])).status_code == 200
+
+    def test_unreachable_revocation_is_retried(
+        self, cognito, database_url, op: OpenIdProvider
+    ) -> None:  # type: ignore[no-untyped-def]
+        with op_app(cognito, database_url, op, cognito_client_secret=op.client_secret) as app:
+            tokens = self.session(app, op, "gina")
+            state = app.app.state.authsvc  # type: ignore[attr-defined]
+            real_domain = state.federation.settings.federation_domain_url
+            # The revocation endpoint is down during the sign-out...
+            state.federation.settings = state.federation.settings.model_copy(
+                update={"federation_domain_url": "http://127.0.0.1:9"}
+            )
+            bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+            response = app.post(
+                "/v1/auth/sign-out", headers=bearer, json={"refresh_token": tokens["refresh_token"]}
+            )
+            assert response.status_code == 204, response.text
+            upstream = upstream_refresh(tokens["refresh_token"])
+            assert self.op_refresh(op, upstream).status_code == 200  # not revoked yet
+            # ...and back: the queued revocation goes through.
+            state.federation.settings = state.federation.settings.model_copy(
+                update={"federation_domain_url": real_domain}
+            )
+            state.auth.retry_pending_sign_outs()
+            assert self.op_refresh(op, upstream).json()["error"] == "invalid_grant"

@@ -293,7 +293,6 @@ async def authorize_choose(request: Request) -> Response:
 @router.post("/token")
 async def token(request: Request) -> JSONResponse:
     standin = _standin(request)
-    settings = standin.state.settings
     form = await _form(request)
     if form.get("grant_type") != "authorization_code":
         return _oauth_error("unsupported_grant_type", 400)

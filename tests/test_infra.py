@@ -65,7 +65,15 @@ class TestTemplate:
         assert {s["Name"] for s in container["Secrets"] if "Name" in s} == {
             "AUTHSVC_DATABASE_URL",
             "AUTHSVC_SECRET_KEY",
+            "AUTHSVC_COGNITO_CLIENT_SECRET",
         }
+        # The confidential client's secret comes from Secrets Manager, never plain text.
+        secret = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+        assert secret["AUTHSVC_COGNITO_CLIENT_SECRET"] == {"Ref": "ClientSecretSecret"}
+        assert resources["ClientSecretSecret"]["Properties"]["SecretString"] == {
+            "Fn::GetAtt": ["UserPoolClient", "ClientSecret"]
+        }
+        assert resources["UserPoolClient"]["Properties"]["GenerateSecret"] is True
         assert resources["TargetGroup"]["Properties"]["HealthCheckPath"] == "/healthz"
         assert resources["Service"]["Condition"] == "DeployService"
 
@@ -191,8 +199,9 @@ class TestProvision:
         assert described["PreventUserExistenceErrors"] == "ENABLED"
         assert described["EnableTokenRevocation"] is True
         assert "custom:test_attribute1" in described["WriteAttributes"]
-        assert "ClientSecret" not in described
-        assert pool.client_secret is None
+        # Confidential client (issue 10): dev mode and the tests exercise SECRET_HASH.
+        assert described["ClientSecret"]
+        assert pool.client_secret == described["ClientSecret"]
 
     def test_admin_group_exists(self, cognito: Any, pool: ProvisionedPool) -> None:
         groups = cognito.list_groups(UserPoolId=pool.user_pool_id)["Groups"]

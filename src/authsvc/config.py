@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     cognito_client_secret: SecretStr | None = None
     cognito_endpoint_url: str | None = None
     cognito_jwks_url: str | None = None
+    # The `iss` of the pool's tokens; default the AWS form. Set it for an emulator (or a
+    # future endpoint) that issues tokens under another name.
+    cognito_issuer: str | None = None
     cognito_connect_timeout: float = Field(default=2.0, gt=0)
     cognito_read_timeout: float = Field(default=5.0, gt=0)
     cognito_max_attempts: int = Field(default=3, ge=1, le=10)
@@ -67,6 +70,11 @@ class Settings(BaseSettings):
     # Secrets: encrypts outbox payloads (they carry invitation tokens). `authsvc dev`
     # generates one under its data directory.
     secret_key: SecretStr | None = None
+    # Key rotation: what the previous AUTHSVC_SECRET_KEY sealed (challenge sessions) still
+    # opens while a rolling deploy replaces it.
+    secret_key_previous: SecretStr | None = None
+    # A sealed challenge session lives as long as Cognito's (the client's AuthSessionValidity).
+    challenge_session_seconds: int = Field(default=180, ge=60, le=900)
 
     # Email
     email_from: str = "authsvc <no-reply@example.com>"
@@ -276,6 +284,11 @@ class Settings(BaseSettings):
             )
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 16:
             raise ValueError("AUTHSVC_SECRET_KEY must be at least 16 characters")
+        previous = self.secret_key_previous
+        if previous is not None and len(previous.get_secret_value()) < 16:
+            raise ValueError("AUTHSVC_SECRET_KEY_PREVIOUS must be at least 16 characters")
+        if self.cognito_issuer and not self.cognito_issuer.startswith(("http://", "https://")):
+            raise ValueError("AUTHSVC_COGNITO_ISSUER must be an absolute http(s) URL")
         if "_" not in self.cognito_user_pool_id:
             raise ValueError("AUTHSVC_COGNITO_USER_POOL_ID must look like '<region>_<id>'")
         if self.federation_providers and not (
@@ -324,6 +337,8 @@ class Settings(BaseSettings):
 
     @cached_property
     def issuer(self) -> str:
+        if self.cognito_issuer:
+            return self.cognito_issuer.rstrip("/")
         return (
             f"https://cognito-idp.{self.cognito_region}.amazonaws.com/{self.cognito_user_pool_id}"
         )
@@ -332,6 +347,8 @@ class Settings(BaseSettings):
     def jwks_url(self) -> str:
         if self.cognito_jwks_url:
             return self.cognito_jwks_url
+        if self.cognito_issuer:
+            return f"{self.issuer}/.well-known/jwks.json"
         if self.cognito_endpoint_url:
             base = self.cognito_endpoint_url.rstrip("/")
             return f"{base}/{self.cognito_user_pool_id}/.well-known/jwks.json"

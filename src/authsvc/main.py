@@ -17,6 +17,7 @@ from authsvc.admin.service import AdminService
 from authsvc.audit.endpoints import router as audit_router
 from authsvc.audit.service import AuditLog
 from authsvc.auth.endpoints import router as auth_router
+from authsvc.auth.sealing import ChallengeSealer
 from authsvc.auth.service import AuthService
 from authsvc.clientip import parse_networks
 from authsvc.cognito.budget import CognitoBudget
@@ -97,7 +98,14 @@ def build_state(
         lease_seconds=settings.outbox_lease_seconds,
     )
     outbox_queue.on_commit = worker.wake
-    auth = AuthService(gateway, pool, revocations)
+    sealer = ChallengeSealer(
+        secret,
+        ttl_seconds=settings.challenge_session_seconds,
+        previous=[settings.secret_key_previous.get_secret_value()]
+        if settings.secret_key_previous
+        else [],
+    )
+    auth = AuthService(gateway, pool, revocations, sealer)
     if settings.ldap_url:
         # Directory users sign in through the directory only (README "Corporate directory").
         auth.password_refused_group = settings.directory_cognito_group
@@ -119,7 +127,7 @@ def build_state(
         profile=ProfileService(gateway, pool),
         invitations=InvitationService(settings, db, gateway, pool, outbox_queue, auth),
         outbox_worker=worker,
-        admin=AdminService(gateway, pool, revocations),
+        admin=AdminService(gateway, pool, revocations, auth.end_cognito_sessions),
         audit=AuditLog(db, enabled=settings.audit_enabled),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         limits=RateLimits(settings),

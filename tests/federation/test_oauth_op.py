@@ -87,7 +87,13 @@ class TestPublicClient:
         self, cognito, database_url, op: OpenIdProvider
     ) -> None:  # type: ignore[no-untyped-def]
         # An app client without a secret: no Basic auth, client_id in the body.
-        with op_app(cognito, database_url, op, cognito_client_id=PUBLIC_CLIENT_ID) as public:
+        with op_app(
+            cognito,
+            database_url,
+            op,
+            cognito_client_id=PUBLIC_CLIENT_ID,
+            cognito_client_secret=None,  # make_settings gives the pool client's secret
+        ) as public:
             url, nonce = start(public, "google", APP_URI)
             assert f"client_id={PUBLIC_CLIENT_ID}" in url
             back = sign_in_at_op(op, url, login="dora")

@@ -67,9 +67,17 @@ def test_revoke_ends_that_refresh_token(client: TestClient) -> None:
     assert unauthenticated.status_code == 401
     assert unauthenticated.json() == {"error": "invalid_client"}
     settings = client.app.state.authsvc.settings  # type: ignore[attr-defined]
+    # As the app client authenticates at Cognito: HTTP Basic with its secret, if it has one.
+    secret = settings.client_secret
+    upstream = tokens["refresh_token"]
+    if upstream.startswith("rt1."):  # authsvc's wrapping (the username, for SECRET_HASH)
+        upstream = upstream[len("rt1.") :].partition(".")[2]
     revoked = client.post(
         f"{STANDIN}/oauth2/revoke",
-        data={"token": tokens["refresh_token"], "client_id": settings.cognito_client_id},
+        data={"token": upstream}
+        if secret
+        else {"token": upstream, "client_id": settings.cognito_client_id},
+        auth=(settings.cognito_client_id, secret) if secret else None,
     )
     assert revoked.status_code == 200, revoked.text
     assert_problem(client.post("/v1/auth/refresh", json=refresh), 401, "invalid_token")

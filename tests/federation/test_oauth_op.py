@@ -143,7 +143,8 @@ class TestStart:
         assert query["response_type"] == "code"
         assert query["code_challenge_method"] == "S256"
         assert query["redirect_uri"] == CALLBACK_URL
-        assert query["scope"] == "openid email profile"
+        # aws.cognito.signin.user.admin: Cognito's user APIs (/v1/me) refuse tokens without it.
+        assert query["scope"] == "openid email profile aws.cognito.signin.user.admin"
         assert query["client_id"] == op.client_id
         assert len(query["state"]) >= 43 and len(query["code_challenge"]) == 43
         assert "code_verifier" not in query

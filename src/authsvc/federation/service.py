@@ -54,7 +54,10 @@ from authsvc.federation.repository import GrantRepository
 
 log = logging.getLogger("authsvc.federation")
 
-SCOPES = "openid email profile"
+# aws.cognito.signin.user.admin: without it Cognito refuses the hosted UI's access tokens on
+# GetUser, UpdateUserAttributes, GlobalSignOut and the TOTP calls (/v1/me and friends).
+# moto checks no scope, so only this constant and the template keep it right.
+SCOPES = "openid email profile aws.cognito.signin.user.admin"
 HANDOFF_TTL_SECONDS = 60
 _STATE, _HANDOFF = "state", "handoff"
 # Cognito-identity answers that mean "not for this user/pool", not "try later".

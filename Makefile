@@ -14,7 +14,7 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: help install install-test run serve test lint fmt bench openapi clean browser
+.PHONY: help install install-test run serve test lint fmt bench openapi openapi-json clean browser
 
 help:
 	@echo "make run     start authsvc dev (embedded Cognito emulator, SQLite, dev outbox) on http://$(HOST):$(PORT)/docs"
@@ -53,7 +53,7 @@ fmt: install-test
 	$(BIN)/ruff check --fix --quiet src tests migrations bench || true
 	$(BIN)/ruff format --quiet src tests migrations bench
 
-test: lint
+test: lint clients/ts/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # tests/federation runs oidc-provider (npm) as Cognito's hosted UI: installed into a
@@ -63,6 +63,10 @@ test: $(FEDERATION_OP)/node_modules/.installed
 $(FEDERATION_OP)/node_modules/.installed: $(FEDERATION_OP)/package-lock.json
 	cd $(FEDERATION_OP) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# The TypeScript client's tools (tests/frontend/test_clients.py), as pinned by package-lock.json.
+clients/ts/node_modules/.package-lock.json: clients/ts/package.json clients/ts/package-lock.json
+	cd clients/ts && npm ci --no-audit --no-fund
 
 # tests/spa/test_browser.py drives headless Chromium through Selenium, with the browser and
 # driver from Debian (Selenium Manager never downloads one). Without them that test skips on
@@ -89,6 +93,10 @@ bench: install-test
 
 openapi: install
 	@$(BIN)/authsvc openapi
+
+# The committed docs/openapi.json (tests/test_openapi.py fails when it drifts from the app).
+openapi-json: install
+	$(BIN)/authsvc openapi > docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .authsvc .pytest_cache .ruff_cache build *.egg-info src/*.egg-info

@@ -36,8 +36,12 @@ class PasswordResetRequiredError(errors.AuthSvcError):
     default_detail = "The password must be reset: use the forgot-password flow."
 
 
-class UserAlreadyConfirmedError(errors.InvalidCodeError):
-    """Confirming an already confirmed user; reads like any bad code."""
+class UserAlreadyConfirmedError(errors.ConflictError):
+    """Confirming an already confirmed user. Cognito itself says so to anyone who calls
+    ConfirmSignUp with the (public) app client id, so hiding it here would protect nothing
+    and only leave the user guessing (issue 13)."""
+
+    default_detail = "This sign-up is already confirmed: sign in."
 
 
 class PerUserLimitError(errors.UpstreamUnavailableError):
@@ -83,7 +87,7 @@ TABLE: dict[tuple[str | None, str], Factory] = {
     # change password: wrong current password is not a sign-out
     ("change_password", "NotAuthorizedException"): errors.InvalidCurrentPasswordError,
     # a pagination token the pool refuses came from the client's cursor (moto: InvalidToken)
-    ("list_users", "InvalidToken"): lambda: errors.ValidationError("The cursor is not valid."),
+    ("list_users", "InvalidToken"): errors.InvalidCursorError,
     ("list_users", "InvalidParameterException"): lambda: errors.ValidationError(
         "The cursor or filter is not valid."
     ),
@@ -188,6 +192,7 @@ _POOL_LEVEL_OPERATIONS = {
     "confirm_forgot_password",
     "describe_user_pool",
     "describe_user_pool_client",
+    "readiness_probe",
     # An unknown user is UserNotFoundException here: ResourceNotFound means the pool.
     "admin_get_user",
     "admin_user_global_sign_out",
@@ -201,3 +206,53 @@ def _password_message(message: str) -> str:
         if text.lower().startswith("password")
         else "The password does not meet the password policy."
     )
+
+
+# -- metric outcome classes (issue 11.4) --------------------------------------------------
+
+# Codes a public flow answers exactly like a success (so that it does not tell which emails
+# have accounts): the metrics count them as `ok`, or `/metrics` would tell instead.
+_HIDDEN: dict[str, frozenset[str]] = {
+    "sign_up": frozenset({"UsernameExistsException", "AliasExistsException"}),
+    "resend_confirmation_code": frozenset(
+        {
+            "UserNotFoundException",
+            "InvalidParameterException",
+            "NotAuthorizedException",
+            "LimitExceededException",
+            "CodeDeliveryFailureException",
+        }
+    ),
+    "forgot_password": frozenset(
+        {
+            "UserNotFoundException",
+            "UserNotConfirmedException",
+            "NotAuthorizedException",
+            "InvalidParameterException",
+            "LimitExceededException",
+            "CodeDeliveryFailureException",
+        }
+    ),
+}
+_THROTTLED = frozenset(
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "LimitExceededException",
+        "TooManyFailedAttemptsException",
+        "CodeDeliveryFailureException",
+    }
+)
+_UNAVAILABLE = frozenset({"InternalErrorException", "ServiceUnavailable", "unreachable"})
+
+
+def outcome_class(operation: str, code: str) -> str:
+    """The metric label for one Cognito call: ``ok``, ``client_error``, ``throttled`` or
+    ``unavailable`` — never the Cognito code, which would name what the API hides."""
+    if code == "ok" or code in _HIDDEN.get(operation, ()):
+        return "ok"
+    if code in _THROTTLED:
+        return "throttled"
+    if code in _UNAVAILABLE:
+        return "unavailable"
+    return "client_error"

@@ -137,6 +137,14 @@ def unverified_claims(token: str) -> dict[str, Any]:
 RevocationCheck = Callable[[AccessClaims], bool]
 
 
+class RevokedTokenError(errors.InvalidTokenError):
+    """A genuine token that was revoked: ``invalid_token`` to the client, audited."""
+
+    def __init__(self, claims: AccessClaims) -> None:
+        super().__init__("The token has been revoked.")
+        self.claims = claims
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -168,7 +176,7 @@ class TokenVerifier:
                 claims = self._verify(token)
                 self._remember(token, claims)
             if self.is_revoked is not None and self.is_revoked(claims):
-                raise errors.InvalidTokenError("The token has been revoked.")
+                raise RevokedTokenError(claims)
         except errors.InvalidTokenError as exc:
             # Why, for the operator (a wrong issuer setting reads as nothing otherwise): the
             # exception class or the refusal's reason, never the token.
@@ -215,7 +223,9 @@ class TokenVerifier:
                 issuer=self.issuer,
                 leeway=self.leeway,
                 options={
-                    "require": ["exp", "iat", "iss", "sub", "token_use", "client_id"],
+                    # client_id is checked below, after token_use: an ID token has none,
+                    # and deserves a better answer than "invalid".
+                    "require": ["exp", "iat", "iss", "sub", "token_use"],
                     "verify_aud": False,
                 },
             )
@@ -223,6 +233,10 @@ class TokenVerifier:
             raise errors.InvalidTokenError("The token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise errors.InvalidTokenError() from exc
+        if payload.get("token_use") == "id":
+            raise errors.InvalidTokenError(
+                "This is an ID token: send the access token (`access_token`) as the bearer."
+            )
         if payload.get("token_use") != "access":
             raise errors.InvalidTokenError("An access token is required.")
         client_id = payload.get("client_id")

@@ -75,7 +75,6 @@ class DirectoryService:
         self.client_gateway = CognitoGateway(client_settings, client=gateway.client)
         self.client_gateway.once_client = gateway.once_client
         self.client_gateway.budget = gateway.budget
-        # The sealer is never used: CUSTOM_AUTH through the directory ends in tokens only.
         self.tokens = AuthService(self.client_gateway, pool, revocations, auth.sealer)
         self.client_id = settings.directory_client_id
 

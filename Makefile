@@ -100,3 +100,30 @@ openapi-json: install
 
 clean:
 	rm -rf $(VENV) .authsvc .pytest_cache .ruff_cache build *.egg-info src/*.egg-info
+
+# Issue 16 (deployment). `docker compose config` validates docker-compose.yml where the compose
+# plugin exists; tests/test_infra.py checks its structure everywhere.
+.PHONY: compose-config lambda-package
+test: compose-config
+compose-config:
+	@if docker compose version >/dev/null 2>&1; then \
+		AUTHSVC_SECRET_KEY=compose-config-check-key \
+			docker compose -f docker-compose.yml --profile local config --quiet \
+			&& echo "docker compose config: docker-compose.yml is valid"; \
+	else \
+		echo "docker compose is not installed: docker-compose.yml is checked by tests/test_infra.py"; \
+	fi
+
+# The AWS Lambda package (README, "Serverless"): authsvc, mangum and their Linux wheels for the
+# function's runtime, and the migrations, in build/authsvc-lambda.zip.
+LAMBDA_PYTHON ?= 3.12
+LAMBDA_PLATFORM ?= manylinux2014_x86_64
+lambda-package: | $(BIN)/python
+	rm -rf build/lambda build/wheels build/authsvc-lambda.zip
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir build/wheels .
+	$(BIN)/python -m pip install --quiet --target build/lambda --implementation cp \
+		--python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM) --only-binary=:all: \
+		build/wheels/authsvc-*.whl 'mangum>=0.17'
+	cp -r migrations build/lambda/migrations
+	cd build/lambda && ../../$(BIN)/python -m zipfile -c ../authsvc-lambda.zip *
+	@echo "build/authsvc-lambda.zip"

@@ -60,6 +60,10 @@ def package_version() -> str:
 # Tags: one per domain, in the order /docs shows them. Paths under a prefix get its tag.
 TAGS: list[dict[str, str]] = [
     {"name": "auth", "description": "Self-service sign-up, sign-in, challenges, tokens."},
+    {
+        "name": "federation",
+        "description": "Sign-in through identity providers (hosted UI, PKCE); AWS credentials.",
+    },
     {"name": "profile", "description": "The signed-in user's profile and password."},
     {"name": "mfa", "description": "TOTP multi-factor authentication for the signed-in user."},
     {"name": "invitations", "description": "Invite people (admin); look up and accept."},

@@ -1,14 +1,17 @@
-"""`authsvc serve | dev | migrate | openapi`."""
+"""The authsvc command line: run the service, migrate its database, check its configuration,
+create the first admin."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,19 +33,24 @@ def _config_error(exc: ValidationError) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from authsvc import logs
-    from authsvc.config import serve_settings
+    from authsvc import checks, logs
 
     if os.environ.get("AUTHSVC_DEV_MODE", "").strip().lower() not in {"", "0", "false", "no"}:
         print(
             "authsvc: AUTHSVC_DEV_MODE is ignored by `authsvc serve` (dev mode is `authsvc dev`)",
             file=sys.stderr,
         )
-    try:
-        settings = serve_settings()
-    except ValidationError as exc:
-        return _config_error(exc)
+    # Every configuration problem at once (one line each), then each dependency, logged:
+    # a dependency that is down does not stop start-up (/readyz holds traffic off instead).
+    settings, problems, _ = checks.load_settings(dev_mode=False)
+    if settings is None or problems:
+        for problem in problems:
+            print(f"authsvc: configuration error: {problem}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level, json_lines=True)
+    startup = logging.getLogger("authsvc.startup")
+    for result in checks.dependency_checks(settings):
+        startup.log(logging.INFO if result.ok else logging.WARNING, "check %s", result.line())
     workers = args.workers or settings.workers
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: with
     # the default handler the process would die of it (status -15) after a clean shutdown.
@@ -191,20 +199,170 @@ def _deliver(_args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = """\
+authsvc: a JSON REST account service on Amazon Cognito user pools.
+
+Production: authsvc migrate, then authsvc check-config, then authsvc serve; the first
+administrator comes from authsvc create-admin. Development: authsvc dev (no AWS account).
+Every setting is an environment variable named AUTHSVC_<SETTING>."""
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after each option's help; descriptions and epilogs kept as written."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        # "(default: None)" or "(default: False)" says nothing: the help says what happens.
+        if action.default is None or action.default is False or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
+
+# Settings fields a command reads (None: all of them, which is what every command that
+# builds the app from the environment does). Others read more than Settings: listed too.
+_COMMAND_SETTINGS: dict[str, tuple[str, ...] | None] = {
+    "migrate": (),
+    "openapi": (),
+    "create-admin": (
+        "cognito_region",
+        "cognito_user_pool_id",
+        "cognito_endpoint_url",
+        "cognito_connect_timeout",
+        "cognito_read_timeout",
+        "cognito_max_attempts",
+        "admin_group",
+    ),
+}
+_COMMAND_EXTRA_ENV: dict[str, tuple[str, ...]] = {
+    "dev": (
+        "AUTHSVC_DEV_ADMIN_EMAIL (default: admin@example.com)",
+        "AUTHSVC_DEV_ADMIN_PASSWORD (default: generated, printed in the banner)",
+    ),
+    "migrate": (
+        "AUTHSVC_DATABASE_URL (required unless --database-url is given)",
+        "AUTHSVC_MIGRATIONS_DIR (default: the package's migrations folder)",
+    ),
+    "create-admin": ("AWS credentials: the usual AWS_* variables, profile or role",),
+}
+
+
+def _shown_default(field: str) -> str:
+    from authsvc.config import Settings
+
+    info = Settings.model_fields[field]
+    value = info.get_default(call_default_factory=True)
+    if value is None or value == [] or value == {} or value == "":
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def settings_epilog(command: str) -> str:
+    """The environment variables ``command`` reads, each with its default (generated from
+    Settings, so a new setting is listed without touching this file)."""
+    from authsvc.config import Settings
+
+    fields = _COMMAND_SETTINGS.get(command)
+    names = list(Settings.model_fields) if fields is None else list(fields)
+    names = [name for name in names if name != "dev_mode"]  # never read from the environment
+    lines = [f"  {f'AUTHSVC_{name.upper()}':<46} {_shown_default(name)}" for name in names]
+    lines += [f"  {extra}" for extra in _COMMAND_EXTRA_ENV.get(command, ())]
+    if not lines:
+        return "environment: none read"
+    return "environment variables (default):\n" + "\n".join(lines)
+
+
+def _describe_commands(sub: Any) -> None:
+    """Each command's --help: its one-line summary as description, its settings as epilog."""
+    # argparse keeps each command's `help=` only on these pseudo-actions.
+    summaries = {action.dest: action.help for action in sub._choices_actions}
+    for name, command in sub.choices.items():
+        if command.description is None and summaries.get(name):
+            summary = str(summaries[name])
+            command.description = summary[:1].upper() + summary[1:] + "."
+        if command.epilog is None:
+            command.epilog = settings_epilog(name)
+
+
+def _check_config(_args: argparse.Namespace) -> int:
+    from authsvc import checks
+
+    _, ok = checks.run(lambda result: print(result.line(), flush=True), dev_mode=False)
+    return 0 if ok else 1
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    from authsvc import checks
+    from authsvc.admin.first_admin import CreateAdminError, create_admin
+
+    settings, problems, broken = checks.load_settings(dev_mode=False)
+    needed = set(_COMMAND_SETTINGS["create-admin"] or ()) | {"cognito_client_id"}
+    relevant = [
+        p for p in problems if p.split(":", 1)[0].removeprefix("AUTHSVC_").lower() in needed
+    ]
+    if settings is None or relevant:
+        for problem in relevant or problems:
+            print(f"authsvc: configuration error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        created = create_admin(
+            settings,
+            args.email,
+            given_name=args.given_name,
+            family_name=args.family_name,
+            print_password=args.print_password,
+        )
+    except CreateAdminError as exc:
+        print(f"authsvc create-admin: {exc}", file=sys.stderr)
+        return 1
+    group = settings.admin_group
+    if not created.created:
+        print(
+            f"{args.email} already exists (username {created.username}): password unchanged;"
+            f" it is in the {group!r} group."
+        )
+    elif created.temporary_password:
+        print(f"created {args.email} (username {created.username}) in the {group!r} group.")
+        print(f"temporary password (shown once): {created.temporary_password}")
+        print("Sign in with it: authsvc answers NEW_PASSWORD_REQUIRED; choose the real one.")
+    else:
+        print(
+            f"created {args.email} (username {created.username}) in the {group!r} group;"
+            " Cognito emailed a temporary password (it expires after the pool's"
+            " TemporaryPasswordValidityDays)."
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="authsvc", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="authsvc",
+        description=DESCRIPTION,
+        epilog="Run authsvc COMMAND --help for a command's options and the settings it reads.",
+        formatter_class=_Formatter,
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
+    )
 
     serve = sub.add_parser("serve", help="run with production settings from the environment")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=0, help="default: AUTHSVC_WORKERS")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--workers", type=int, default=0, help="worker processes (0: AUTHSVC_WORKERS)"
+    )
     serve.set_defaults(run=_serve)
 
     dev = sub.add_parser("dev", help="run with the embedded Cognito emulator and SQLite")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--data-dir", default=".authsvc")
+    dev.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    dev.add_argument("--port", type=int, default=8000, help="port to listen on")
+    dev.add_argument("--data-dir", default=".authsvc", help="where the SQLite file and key live")
     dev.add_argument(
         "--unsafe-public",
         action="store_true",
@@ -213,9 +371,13 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(run=_dev)
 
     mig = sub.add_parser("migrate", help="apply database migrations")
-    mig.add_argument("--database-url", default=None)
-    mig.add_argument("--revision", default="head")
-    mig.add_argument("--downgrade", default=None, metavar="REVISION")
+    mig.add_argument(
+        "--database-url", default=None, help="SQLAlchemy URL (default: AUTHSVC_DATABASE_URL)"
+    )
+    mig.add_argument("--revision", default="head", help="upgrade to this Alembic revision")
+    mig.add_argument(
+        "--downgrade", default=None, metavar="REVISION", help="downgrade to REVISION instead"
+    )
     mig.set_defaults(run=_migrate)
 
     rec = sub.add_parser("reconcile", help="repair invitations whose acceptance crashed (one pass)")
@@ -227,6 +389,29 @@ def main(argv: list[str] | None = None) -> int:
     api = sub.add_parser("openapi", help="print the OpenAPI document")
     api.set_defaults(run=_openapi)
 
+    check = sub.add_parser(
+        "check-config",
+        help="report every configuration problem, then reach each dependency (one line each)",
+    )
+    check.set_defaults(run=_check_config)
+
+    admin = sub.add_parser(
+        "create-admin",
+        help="create the first admin in the Cognito pool (or make an existing user admin)",
+    )
+    admin.add_argument("--email", required=True, help="the admin's email (the sign-in name)")
+    admin.add_argument("--given-name", default=None, help="given_name attribute")
+    admin.add_argument(
+        "--family-name", default="Admin", help="family_name attribute (the pool requires one)"
+    )
+    admin.add_argument(
+        "--print-password",
+        action="store_true",
+        help="print a temporary password once instead of letting Cognito email one",
+    )
+    admin.set_defaults(run=_create_admin)
+
+    _describe_commands(sub)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

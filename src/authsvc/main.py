@@ -38,6 +38,7 @@ from authsvc.middleware import AuthSvcMiddleware
 from authsvc.profile.endpoints import router as profile_router
 from authsvc.profile.service import ProfileService
 from authsvc.revocation.service import RevocationRegistry
+from authsvc.schema_gate import SchemaGate
 from authsvc.security.ratelimit import RateLimits
 from authsvc.state import AppState
 
@@ -127,20 +128,28 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.verifier.jwks.prefetch()
-        state.revocations.start()
-        state.outbox_worker.start()
-        state.audit.start()
         reconciler = Periodic(
             "invitation-reconciler",
             state.invitations.reconcile,
             settings.reconcile_interval_seconds,
         )
-        reconciler.start()
         sign_outs = Periodic("cognito-sign-out-retry", state.auth.retry_pending_sign_outs, 5.0)
-        sign_outs.start()
+
+        def start_background() -> None:
+            state.revocations.start()
+            state.outbox_worker.start()
+            state.audit.start()
+            reconciler.start()
+            sign_outs.start()
+
+        # Issue 16: on a database that is not migrated (or not reachable) the workers wait,
+        # instead of each logging the same error every pass.
+        gate = SchemaGate(state.db.engine, start_background)
+        gate.open()
         try:
             yield
         finally:
+            gate.stop()
             sign_outs.stop()
             reconciler.stop()
             state.outbox_worker.stop()

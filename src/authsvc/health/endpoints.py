@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from authsvc import metrics
+from authsvc import metrics, migrate
 from authsvc.dependencies import StateDep
 from authsvc.state import AppState
 
@@ -41,6 +41,9 @@ async def healthz() -> Health:
 def _check(name: str, probe: Callable[[], object], *, required: bool = True) -> Check:
     try:
         probe()
+    except migrate.SchemaBehindError as exc:
+        # Reachable but not migrated: say so, with both revisions (issue 16).
+        return Check(name=name, status="fail", required=required, detail=str(exc))
     except Exception as exc:  # noqa: BLE001 - any failure is "not ready", named by type
         return Check(name=name, status="fail", required=required, detail=type(exc).__name__)
     return Check(name=name, status="ok", required=required)
@@ -49,6 +52,9 @@ def _check(name: str, probe: Callable[[], object], *, required: bool = True) -> 
 def _database(state: AppState) -> None:
     with state.db.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+        # Part of the database check (one more read of alembic_version), so it shares
+        # whatever caching the database check gets.
+        migrate.check_schema(conn)
 
 
 def _redis(url: str) -> None:

@@ -263,7 +263,9 @@ def _ses(settings: Settings) -> Result:
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             reasons.append(f"{identity}: {_reason(exc)}")
             continue
-        if found.get("VerifiedForSendingStatus"):
+        # SES sets both once the identity is verified; moto 5 leaves VerifiedForSendingStatus
+        # false on a SUCCESS identity, so either one counts.
+        if found.get("VerifiedForSendingStatus") or found.get("VerificationStatus") == "SUCCESS":
             return Result("email", True, f"ses identity {identity} verified for sending")
         reasons.append(f"{identity}: not verified for sending")
     return Result("email", False, "ses: " + "; ".join(reasons))

@@ -301,8 +301,12 @@ def _create_admin(args: argparse.Namespace) -> int:
     from authsvc import checks
     from authsvc.admin.first_admin import CreateAdminError, create_admin
 
-    settings, problems, broken = checks.load_settings(dev_mode=False)
-    needed = set(_COMMAND_SETTINGS["create-admin"] or ()) | {"cognito_client_id"}
+    # Only the pool's settings matter here: the app client and the secret key are not used.
+    fixed: dict[str, Any] = {"dev_mode": False}
+    if not os.environ.get("AUTHSVC_COGNITO_CLIENT_ID"):
+        fixed["cognito_client_id"] = "unused-by-create-admin"
+    settings, problems, _ = checks.load_settings(**fixed)
+    needed = set(_COMMAND_SETTINGS["create-admin"] or ())
     relevant = [
         p for p in problems if p.split(":", 1)[0].removeprefix("AUTHSVC_").lower() in needed
     ]

@@ -56,6 +56,14 @@ fmt: install-test
 test: lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+# tests/federation runs oidc-provider (npm) as Cognito's hosted UI: installed into a
+# project-local folder from the committed lock file.
+FEDERATION_OP := tests/federation/op
+test: $(FEDERATION_OP)/node_modules/.installed
+$(FEDERATION_OP)/node_modules/.installed: $(FEDERATION_OP)/package-lock.json
+	cd $(FEDERATION_OP) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # tests/spa/test_browser.py drives headless Chromium through Selenium, with the browser and
 # driver from Debian (Selenium Manager never downloads one). Without them that test skips on
 # a laptop and fails under CI=true; .ci/run installs them the same way.

@@ -130,6 +130,8 @@ def make_settings(cognito: Emulator, database_url: str, **overrides: Any) -> Set
         "cognito_region": cognito.pool.region,
         "cognito_user_pool_id": cognito.pool.user_pool_id,
         "cognito_client_id": cognito.pool.client_id,
+        # The template's client is confidential: every app in the suite sends SECRET_HASH.
+        "cognito_client_secret": cognito.pool.client_secret,
         "cognito_endpoint_url": cognito.endpoint_url,
         "database_url": database_url,
         "dev_mode": True,

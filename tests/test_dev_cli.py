@@ -46,6 +46,7 @@ DESIGN_ROUTES = {
     ("POST", "/v1/auth/password/forgot"),
     ("POST", "/v1/auth/password/reset"),
     ("GET", "/v1/auth/session"),
+    ("POST", "/v1/auth/directory/sign-in"),
     ("GET", "/v1/me"),
     ("PATCH", "/v1/me"),
     ("POST", "/v1/me/password"),

@@ -61,10 +61,19 @@ class TestTemplate:
         assert environment["AUTHSVC_COGNITO_REGION"] == {"Ref": "AWS::Region"}
         assert environment["AUTHSVC_COGNITO_USER_POOL_ID"] == {"Ref": "UserPool"}
         assert environment["AUTHSVC_COGNITO_CLIENT_ID"] == {"Ref": "UserPoolClient"}
-        assert {s["Name"] for s in container["Secrets"]} == {
+        # (the directory's secrets are added only with DirectorySignIn: tests/directory)
+        assert {s["Name"] for s in container["Secrets"] if "Name" in s} == {
             "AUTHSVC_DATABASE_URL",
             "AUTHSVC_SECRET_KEY",
+            "AUTHSVC_COGNITO_CLIENT_SECRET",
         }
+        # The confidential client's secret comes from Secrets Manager, never plain text.
+        secret = {s["Name"]: s["ValueFrom"] for s in container["Secrets"]}
+        assert secret["AUTHSVC_COGNITO_CLIENT_SECRET"] == {"Ref": "ClientSecretSecret"}
+        assert resources["ClientSecretSecret"]["Properties"]["SecretString"] == {
+            "Fn::GetAtt": ["UserPoolClient", "ClientSecret"]
+        }
+        assert resources["UserPoolClient"]["Properties"]["GenerateSecret"] is True
         assert resources["TargetGroup"]["Properties"]["HealthCheckPath"] == "/healthz"
         assert resources["Service"]["Condition"] == "DeployService"
 
@@ -190,8 +199,9 @@ class TestProvision:
         assert described["PreventUserExistenceErrors"] == "ENABLED"
         assert described["EnableTokenRevocation"] is True
         assert "custom:test_attribute1" in described["WriteAttributes"]
-        assert "ClientSecret" not in described
-        assert pool.client_secret is None
+        # Confidential client (issue 10): dev mode and the tests exercise SECRET_HASH.
+        assert described["ClientSecret"]
+        assert pool.client_secret == described["ClientSecret"]
 
     def test_admin_group_exists(self, cognito: Any, pool: ProvisionedPool) -> None:
         groups = cognito.list_groups(UserPoolId=pool.user_pool_id)["Groups"]
@@ -206,7 +216,9 @@ class TestProvision:
         pools = cognito.list_user_pools(MaxResults=60)["UserPools"]
         assert [p["Id"] for p in pools if p["Name"] == "authsvc"] == [pool.user_pool_id]
         clients = cognito.list_user_pool_clients(UserPoolId=pool.user_pool_id)
-        assert len(clients["UserPoolClients"]) == 1
+        # (tests/directory adds the template's DirectoryClient to the same in-process pool)
+        names = [c["ClientName"] for c in clients["UserPoolClients"]]
+        assert names.count("authsvc") == 1
 
     def test_parameters_and_properties_come_from_the_template(
         self, cognito: Any, template: dict[str, Any]

@@ -344,6 +344,26 @@ def _create_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def _directory_sync(_args: argparse.Namespace) -> int:
+    from authsvc import logs
+    from authsvc.directory.service import DirectoryService
+
+    try:
+        state = _state_from_env()
+    except ValidationError as exc:
+        return _config_error(exc)
+    logs.configure(state.settings.log_level, json_lines=True)
+    if not state.settings.ldap_url:
+        print("authsvc: configuration error: AUTHSVC_LDAP_URL: is required", file=sys.stderr)
+        return 2
+    service = DirectoryService(
+        state.settings, state.gateway, state.pool, state.revocations, state.auth
+    )
+    counts = service.sync()
+    print(json.dumps(counts))
+    return 1 if counts["errors"] else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="authsvc",
@@ -389,6 +409,12 @@ def main(argv: list[str] | None = None) -> int:
 
     dlv = sub.add_parser("deliver", help="deliver queued emails (one pass)")
     dlv.set_defaults(run=_deliver)
+
+    dsync = sub.add_parser(
+        "directory-sync",
+        help="disable and sign out directory users whose entries are gone or disabled (one pass)",
+    )
+    dsync.set_defaults(run=_directory_sync)
 
     api = sub.add_parser("openapi", help="print the OpenAPI document")
     api.set_defaults(run=_openapi)

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     cognito_client_secret: SecretStr | None = None
     cognito_endpoint_url: str | None = None
     cognito_jwks_url: str | None = None
+    # The `iss` of the pool's tokens; default the AWS form. Set it for an emulator (or a
+    # future endpoint) that issues tokens under another name.
+    cognito_issuer: str | None = None
     cognito_connect_timeout: float = Field(default=2.0, gt=0)
     cognito_read_timeout: float = Field(default=5.0, gt=0)
     cognito_max_attempts: int = Field(default=3, ge=1, le=10)
@@ -67,6 +70,11 @@ class Settings(BaseSettings):
     # Secrets: encrypts outbox payloads (they carry invitation tokens). `authsvc dev`
     # generates one under its data directory.
     secret_key: SecretStr | None = None
+    # Key rotation: what the previous AUTHSVC_SECRET_KEY sealed (challenge sessions) still
+    # opens while a rolling deploy replaces it.
+    secret_key_previous: SecretStr | None = None
+    # A sealed challenge session lives as long as Cognito's (the client's AuthSessionValidity).
+    challenge_session_seconds: int = Field(default=180, ge=60, le=900)
 
     # Email
     email_from: str = "authsvc <no-reply@example.com>"
@@ -118,6 +126,50 @@ class Settings(BaseSettings):
     # Sign-up code resends, the same way: per (email, address), under a per-email ceiling.
     rate_limit_resend_identifier: str = "5/15 minutes"
     rate_limit_resend_ceiling: str = "20/hour"
+
+    # Corporate directory (issue 15): sign-in with LDAP / Active Directory credentials.
+    # Off unless AUTHSVC_LDAP_URL is set; see the README's "Corporate directory" section.
+    ldap_url: str | None = None  # ldaps://host:636, or ldap://host:389 with StartTLS
+    ldap_start_tls: bool = True  # ldap:// URLs: StartTLS before anything is sent
+    ldap_ca_file: str | None = None  # PEM bundle the directory's certificate must chain to
+    ldap_bind_dn: str | None = None  # the service account that searches for users
+    ldap_bind_password: SecretStr | None = None
+    ldap_user_base: str = ""
+    ldap_user_filter: str = "(uid={username})"  # AD: (sAMAccountName={username})
+    # Entries this filter excludes count as disabled: e.g. AD
+    # (!(userAccountControl:1.2.840.113556.1.4.803:=2)), OpenLDAP (!(pwdAccountLockedTime=*))
+    ldap_active_filter: str = ""
+    ldap_mail_attribute: str = "mail"
+    ldap_group_base: str = ""  # groups with member/uniqueMember = the user's DN (and memberOf)
+    ldap_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # directory attribute -> Cognito attribute; directory group cn -> Cognito group (JSON)
+    directory_attribute_map: dict[str, str] = Field(
+        default_factory=lambda: {"givenName": "given_name", "sn": "family_name"}
+    )
+    directory_group_map: dict[str, str] = Field(default_factory=dict)
+    # Every directory user is in this Cognito group: `authsvc directory-sync` checks them.
+    directory_cognito_group: str = "directory"
+    directory_client_id: str | None = None  # the app client that allows only CUSTOM_AUTH
+    directory_client_secret: SecretStr | None = None
+    # The proof key the Verify trigger checks: one key, or {"current": k, "previous": k}
+    directory_proof_key: SecretStr | None = None
+    directory_proof_ttl_seconds: int = Field(default=60, ge=5, le=300)
+    directory_sync_interval_seconds: float = Field(default=0, ge=0)  # 0: only the CLI
+
+    # Federation and AWS credentials (issue 14; README "Sign in with Google, Facebook, …").
+    # Cognito's hosted UI (the user-pool domain): https://<prefix>.auth.<region>.amazoncognito.com
+    federation_domain_url: str | None = None
+    # Identity providers switched on in the template, by their Cognito names: Google,
+    # Facebook, LoginWithAmazon, SignInWithApple, or "<name>:oidc" / "<name>:saml".
+    federation_providers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Where the app may be sent back to (web flow) or runs its own PKCE (native flow).
+    federation_redirect_uris: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # authsvc's own /v1/auth/federation/callback as Cognito sees it (one of the app client's
+    # CallbackURLs).
+    federation_callback_url: str | None = None
+    federation_state_ttl_seconds: int = Field(default=600, ge=60, le=3600)
+    federation_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    identity_pool_id: str | None = None
 
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
@@ -171,6 +223,31 @@ class Settings(BaseSettings):
             ) from None
         return value
 
+    @field_validator("federation_providers", "federation_redirect_uris", mode="before")
+    @classmethod
+    def _split_federation(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("federation_providers")
+    @classmethod
+    def _known_provider_kinds(cls, value: list[str]) -> list[str]:
+        from authsvc.federation.providers import parse_provider
+
+        for item in value:
+            parse_provider(item)  # raises ValueError naming the entry
+        return value
+
+    @field_validator("federation_domain_url", "federation_callback_url")
+    @classmethod
+    def _absolute_federation_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # the template passes "" when federation is off
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/") if value else value
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
@@ -207,9 +284,51 @@ class Settings(BaseSettings):
             )
         if self.secret_key is not None and len(self.secret_key.get_secret_value()) < 16:
             raise ValueError("AUTHSVC_SECRET_KEY must be at least 16 characters")
+        previous = self.secret_key_previous
+        if previous is not None and len(previous.get_secret_value()) < 16:
+            raise ValueError("AUTHSVC_SECRET_KEY_PREVIOUS must be at least 16 characters")
+        if self.cognito_issuer and not self.cognito_issuer.startswith(("http://", "https://")):
+            raise ValueError("AUTHSVC_COGNITO_ISSUER must be an absolute http(s) URL")
         if "_" not in self.cognito_user_pool_id:
             raise ValueError("AUTHSVC_COGNITO_USER_POOL_ID must look like '<region>_<id>'")
+        if self.federation_providers and not (
+            self.federation_domain_url and self.federation_callback_url
+        ):
+            raise ValueError(
+                "AUTHSVC_FEDERATION_PROVIDERS needs AUTHSVC_FEDERATION_DOMAIN_URL and"
+                " AUTHSVC_FEDERATION_CALLBACK_URL"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _directory_configured(self) -> Settings:
+        if not self.ldap_url:
+            return self
+        if not self.ldap_url.startswith(("ldaps://", "ldap://")):
+            raise ValueError("AUTHSVC_LDAP_URL must start with ldaps:// or ldap://")
+        if self.ldap_url.startswith("ldap://") and not self.ldap_start_tls:
+            raise ValueError(
+                "AUTHSVC_LDAP_START_TLS must be true for an ldap:// URL: directory passwords"
+                " never travel in clear text"
+            )
+        if "{username}" not in self.ldap_user_filter:
+            raise ValueError("AUTHSVC_LDAP_USER_FILTER must contain {username}")
+        if not self.directory_client_id:
+            raise ValueError("AUTHSVC_DIRECTORY_CLIENT_ID is required with AUTHSVC_LDAP_URL")
+        if not self.directory_proof_keys:
+            raise ValueError(
+                "AUTHSVC_DIRECTORY_PROOF_KEY is required with AUTHSVC_LDAP_URL (at least 32"
+                ' characters, or {"current": ..., "previous": ...})'
+            )
+        return self
+
+    @cached_property
+    def directory_proof_keys(self) -> list[str]:
+        """Signing key first; the previous one is accepted by the trigger during a rotation."""
+        from authsvc.directory.triggers import parse_keys
+
+        raw = self.directory_proof_key
+        return parse_keys(raw.get_secret_value()) if raw is not None else []
 
     @cached_property
     def allowed_origins(self) -> frozenset[str]:
@@ -218,6 +337,8 @@ class Settings(BaseSettings):
 
     @cached_property
     def issuer(self) -> str:
+        if self.cognito_issuer:
+            return self.cognito_issuer.rstrip("/")
         return (
             f"https://cognito-idp.{self.cognito_region}.amazonaws.com/{self.cognito_user_pool_id}"
         )
@@ -226,6 +347,8 @@ class Settings(BaseSettings):
     def jwks_url(self) -> str:
         if self.cognito_jwks_url:
             return self.cognito_jwks_url
+        if self.cognito_issuer:
+            return f"{self.issuer}/.well-known/jwks.json"
         if self.cognito_endpoint_url:
             base = self.cognito_endpoint_url.rstrip("/")
             return f"{base}/{self.cognito_user_pool_id}/.well-known/jwks.json"

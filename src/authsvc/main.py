@@ -17,6 +17,7 @@ from authsvc.admin.service import AdminService
 from authsvc.audit.endpoints import router as audit_router
 from authsvc.audit.service import AuditLog
 from authsvc.auth.endpoints import router as auth_router
+from authsvc.auth.sealing import ChallengeSealer
 from authsvc.auth.service import AuthService
 from authsvc.clientip import parse_networks
 from authsvc.cognito.budget import CognitoBudget
@@ -26,9 +27,12 @@ from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings, serve_settings
 from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
+from authsvc.directory.endpoints import router as directory_router
 from authsvc.email.backends import make_backend
 from authsvc.email.crypto import PayloadCipher
 from authsvc.email.outbox import Outbox, OutboxWorker, Periodic
+from authsvc.federation.endpoints import router as federation_router
+from authsvc.federation.service import FederationService
 from authsvc.health.endpoints import router as health_router
 from authsvc.invitations.endpoints import router as invitations_router
 from authsvc.invitations.service import InvitationService
@@ -95,7 +99,19 @@ def build_state(
         lease_seconds=settings.outbox_lease_seconds,
     )
     outbox_queue.on_commit = worker.wake
-    auth = AuthService(gateway, pool, revocations)
+    sealer = ChallengeSealer(
+        secret,
+        ttl_seconds=settings.challenge_session_seconds,
+        previous=[settings.secret_key_previous.get_secret_value()]
+        if settings.secret_key_previous
+        else [],
+    )
+    auth = AuthService(gateway, pool, revocations, sealer)
+    federation = (
+        FederationService(settings, db, cipher, auth, verifier)
+        if settings.federation_providers or settings.identity_pool_id
+        else None
+    )
     return AppState(
         settings=settings,
         gateway=gateway,
@@ -107,12 +123,13 @@ def build_state(
         profile=ProfileService(gateway, pool),
         invitations=InvitationService(settings, db, gateway, pool, outbox_queue, auth),
         outbox_worker=worker,
-        admin=AdminService(gateway, pool, revocations),
+        admin=AdminService(gateway, pool, revocations, auth.end_cognito_sessions),
         audit=AuditLog(db, enabled=settings.audit_enabled),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         limits=RateLimits(settings),
         mfa=MfaService(gateway, settings.totp_issuer),
         outbox=outbox if settings.dev_mode else None,
+        federation=federation,
     )
 
 
@@ -173,18 +190,24 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(auth_router)
+    app.include_router(directory_router)
     app.include_router(profile_router)
     app.include_router(mfa_router)
     app.include_router(invitations_router)
     app.include_router(admin_router)
     app.include_router(audit_router)
     app.include_router(health_router)
+    app.include_router(federation_router)
     if settings.dev_mode:
         from authsvc.dev.endpoints import mount_spa
         from authsvc.dev.endpoints import router as dev_router
 
         app.include_router(dev_router)
         mount_spa(app)
+        if settings.federation_providers:
+            from authsvc.dev.hosted_ui import mount_hosted_ui
+
+            mount_hosted_ui(app, state)  # stand-in for Cognito's /oauth2/* (no hosted UI in moto)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

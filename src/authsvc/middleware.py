@@ -200,7 +200,11 @@ class AuthSvcMiddleware:
         body = b"".join(chunks)
         if body.strip():
             ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            if not (ctype == b"application/json" or ctype.endswith(b"+json")):
+            # The dev stand-in for Cognito's /oauth2 endpoints takes forms, as Cognito does.
+            oauth_form = ctype == b"application/x-www-form-urlencoded" and str(
+                scope.get("path", "")
+            ).startswith("/dev/cognito/oauth2/")
+            if not (ctype == b"application/json" or ctype.endswith(b"+json") or oauth_form):
                 payload, extra = _problem(
                     415,
                     "unsupported_media_type",

@@ -2,7 +2,15 @@
 
 from authsvc.audit.models import AuditEvent
 from authsvc.email.models import EmailOutbox
+from authsvc.federation.models import FederationGrant
 from authsvc.invitations.models import Invitation
 from authsvc.revocation.models import TokenAllowance, TokenRevocation
 
-__all__ = ["AuditEvent", "EmailOutbox", "Invitation", "TokenAllowance", "TokenRevocation"]
+__all__ = [
+    "AuditEvent",
+    "EmailOutbox",
+    "FederationGrant",
+    "Invitation",
+    "TokenAllowance",
+    "TokenRevocation",
+]

@@ -15,6 +15,7 @@ from authsvc.config import Settings
 from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
 from authsvc.email.outbox import OutboxWorker
+from authsvc.federation.service import FederationService
 from authsvc.invitations.service import InvitationService
 from authsvc.mfa.service import MfaService
 from authsvc.profile.service import ProfileService
@@ -40,3 +41,4 @@ class AppState:
     mfa: MfaService
     outbox_worker: OutboxWorker
     outbox: DevOutbox | None = None
+    federation: FederationService | None = None

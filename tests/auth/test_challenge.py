@@ -66,7 +66,8 @@ class TestNewPasswordRequired:
         email, body = pending
         response = answer(client, email, body["session"])
         problem = assert_problem(response, 422, "validation_error")
-        assert "new_password" in problem["detail"]
+        # A schema error now (the body is a union on `challenge`), naming the missing field.
+        assert any("new_password" in map(str, e["loc"]) for e in problem["errors"]), problem
 
     def test_forged_session_is_invalid_session(self, client, pending):
         email, _ = pending
@@ -117,3 +118,43 @@ class TestNewPasswordRequired:
         response = answer(client, email, body["session"], new_password="Another-Passw0rd!")
         assert_problem(response, 400, "invalid_session")
         sign_in(client, email, NEW)
+
+
+class TestRequestSchema:
+    """The body is a union on `challenge` in OpenAPI (issue 13 item 2): each challenge
+    requires its own answer, `session` is required and `email` optional, so a body valid
+    against the published schema is never refused for a missing field."""
+
+    def test_openapi_is_a_discriminated_union(self, client):
+        spec = client.get("/openapi.json").json()
+        body = spec["paths"][CHALLENGE]["post"]["requestBody"]["content"]["application/json"]
+        schema = body["schema"]
+        assert schema["discriminator"]["propertyName"] == "challenge"
+        mapping = schema["discriminator"]["mapping"]
+        assert set(mapping) == {"NEW_PASSWORD_REQUIRED", "SOFTWARE_TOKEN_MFA", "SMS_MFA"}
+        components = spec["components"]["schemas"]
+        required = {
+            name: set(components[ref.rsplit("/", 1)[1]]["required"])
+            for name, ref in mapping.items()
+        }
+        assert required["NEW_PASSWORD_REQUIRED"] == {"challenge", "session", "new_password"}
+        assert required["SOFTWARE_TOKEN_MFA"] == {"challenge", "session", "code"}
+        assert required["SMS_MFA"] == {"challenge", "session", "code"}
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            {"challenge": "NEW_PASSWORD_REQUIRED", "new_password": NEW},
+            {"challenge": "SOFTWARE_TOKEN_MFA", "code": "123456"},
+            {"challenge": "SMS_MFA", "code": "123456"},
+        ],
+    )
+    def test_schema_valid_bodies_pass_validation(self, client, body):
+        # Valid against the schema (no email): refused only for the forged session.
+        response = client.post(CHALLENGE, json={**body, "session": "forged-" + "x" * 40})
+        assert_problem(response, 400, "invalid_session")
+
+    def test_email_of_another_user_is_invalid_session(self, client, pending):
+        _, body = pending
+        response = answer(client, new_email("someone-else"), body["session"], new_password=NEW)
+        assert_problem(response, 400, "invalid_session")

@@ -42,6 +42,12 @@ EXPECTED: dict[tuple[str | None, str], tuple[type[errors.AuthSvcError], int, str
         403,
         "user_not_confirmed",
     ),
+    # Some emulators answer a wrong password this way: it must read like any other failure.
+    ("sign_in", "InvalidPasswordException"): (
+        errors.InvalidCredentialsError,
+        401,
+        "invalid_credentials",
+    ),
     ("respond_to_challenge", "NotAuthorizedException"): (
         errors.InvalidSessionError,
         400,
@@ -321,16 +327,18 @@ def test_unknown_pool_is_upstream_error_on_public_routes(cognito, database_url, 
         assert "doesnotexist" not in problem["detail"]
 
 
-def test_unimplemented_emulator_operation_is_upstream_error(cognito, database_url) -> None:
+def test_unimplemented_emulator_operation_is_upstream_unavailable(cognito, database_url) -> None:
     # Outside dev mode the gateway calls resend_confirmation_code, which moto does not
-    # implement: it answers an HTML 500 page. The client gets a problem, never a 500.
+    # implement: it answers an HTML 500 page. Any Cognito 5xx is an outage: 503 with
+    # Retry-After, never a 500 and never the page.
     settings = make_settings(
         cognito, database_url, dev_mode=False, cognito_max_attempts=1, secret_key=SECRET_KEY
     )
     app = create_app(settings, gateway=CognitoGateway(settings, client=cognito.client))
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.post("/v1/auth/sign-up/resend", json={"email": new_email()})
-        body = assert_problem(response, 502, "upstream_error")
+        body = assert_problem(response, 503, "upstream_unavailable")
+        assert int(response.headers["Retry-After"]) >= 1
         text = response.text.lower()
         assert "<html" not in text and "not been implemented" not in text
         assert "internal server error" not in body["detail"].lower()
@@ -341,7 +349,7 @@ def test_unimplemented_operation_raises_a_domain_error_from_the_gateway(cognito)
         cognito, "sqlite://", dev_mode=False, cognito_max_attempts=1, secret_key=SECRET_KEY
     )
     gateway = CognitoGateway(settings, client=cognito.client)
-    with pytest.raises(errors.UpstreamError):
+    with pytest.raises(errors.UpstreamUnavailableError):
         gateway.resend_confirmation_code(new_email())
 
 

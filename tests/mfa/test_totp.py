@@ -300,7 +300,8 @@ class TestSignInChallenge:
         session = mfa_challenge(client, email)
         body = {"challenge": "SOFTWARE_TOKEN_MFA", "session": session, "email": email}
         problem = assert_problem(client.post(CHALLENGE, json=body), 422, "validation_error")
-        assert "code" in problem["detail"]
+        # A schema error (the body is a union on `challenge`), naming the missing field.
+        assert any("code" in map(str, e["loc"]) for e in problem["errors"]), problem
 
     def test_forged_session_is_refused(self, client, mfa_user):
         email, _, secret = mfa_user

@@ -270,9 +270,9 @@ def _self_service(run: Run, cognito: Emulator) -> None:
     run.call("POST", "/v1/auth/sign-up/confirm", 204, json={"email": user, "code": code})
     wrong = run.secret("wrong code", "592038")
     run.call("POST", "/v1/auth/sign-up/confirm", 400, json={"email": new_email(), "code": wrong})
-    # moto does not implement ResendConfirmationCode (REFERENCE.md): 502 upstream_error there,
-    # 202 against Cognito. Either way the call and its outcome are logged.
-    run.call("POST", "/v1/auth/sign-up/resend", (202, 502), json={"email": user})
+    # moto does not implement ResendConfirmationCode (REFERENCE.md): its 500 page is an outage
+    # there (503), 202 against Cognito. Either way the call and its outcome are logged.
+    run.call("POST", "/v1/auth/sign-up/resend", (202, 503), json={"email": user})
 
     # sign-in: ok, wrong password, unknown user
     tokens = run.tokens(
@@ -412,9 +412,8 @@ def _self_service(run: Run, cognito: Emulator) -> None:
     }
     run.tokens(run.call("POST", "/v1/auth/challenge", 200, json=answer), "new password")
     forged = run.secret("forged session", "forged-" + secrets.token_urlsafe(24))
-    # Cognito: 400 invalid_session. moto answers ResourceNotFoundException, which the
-    # production gateway reads as a missing pool (502); only the dev gateway papers over it.
-    run.call("POST", "/v1/auth/challenge", (400, 502), json={**answer, "session": forged})
+    # A session authsvc did not seal never reaches Cognito: 400 invalid_session.
+    run.call("POST", "/v1/auth/challenge", 400, json={**answer, "session": forged})
 
 
 def _invitations_and_admin(run: Run, cognito: Emulator, smtp: _Sink) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,11 +52,19 @@ def decode_cursor(cursor: str) -> str:
 
 class AdminService:
     def __init__(
-        self, gateway: CognitoGateway, pool: PoolInfoCache, revocations: RevocationRegistry
+        self,
+        gateway: CognitoGateway,
+        pool: PoolInfoCache,
+        revocations: RevocationRegistry,
+        end_sessions: Callable[[str], None] | None = None,
     ) -> None:
         self.gateway = gateway
         self.pool = pool
         self.revocations = revocations
+        # Ends a user's Cognito sessions, queueing a background retry when Cognito fails
+        # (AuthService.end_cognito_sessions): the admin's change has already happened, and
+        # the local revocation has already killed the access tokens.
+        self.end_sessions = end_sessions or gateway.admin_user_global_sign_out
 
     # -- reads --------------------------------------------------------------------------
 
@@ -136,8 +145,10 @@ class AdminService:
         sub = self.sub_of(username)
         # Revoke locally first: no Cognito fault after this point can leave tokens alive.
         self.revocations.revoke(sub)
-        self.gateway.admin_user_global_sign_out(username)
+        # Delete first: a failing sign-out must not keep the user (deletion ends their
+        # sessions at Cognito anyway); then end sessions best-effort.
         self.gateway.admin_delete_user(username)
+        self.end_sessions(username)
         return sub
 
     def set_password(self, username: str, password: str, *, permanent: bool) -> str:
@@ -145,7 +156,7 @@ class AdminService:
         sub = self.sub_of(username)
         self.gateway.admin_set_user_password(username, password, permanent=permanent)
         self.revocations.revoke(sub)
-        self.gateway.admin_user_global_sign_out(username)
+        self.end_sessions(username)
         return sub
 
     def disable(self, username: str) -> str:
@@ -153,7 +164,7 @@ class AdminService:
         self.gateway.admin_disable_user(username)
         self.revocations.revoke(sub)
         # Cognito lets a disabled user's refresh token work until revoked: revoke it.
-        self.gateway.admin_user_global_sign_out(username)
+        self.end_sessions(username)
         return sub
 
     def enable(self, username: str) -> None:
@@ -163,7 +174,7 @@ class AdminService:
     def sign_out(self, username: str) -> str:
         sub = self.sub_of(username)
         self.revocations.revoke(sub)
-        self.gateway.admin_user_global_sign_out(username)
+        self.end_sessions(username)
         return sub
 
     def add_to_group(self, username: str, group: str) -> None:
@@ -177,7 +188,7 @@ class AdminService:
         self.gateway.admin_remove_user_from_group(username, group)
         # Tokens carry the groups they were issued with: make the user sign in again.
         self.revocations.revoke(sub)
-        self.gateway.admin_user_global_sign_out(username)
+        self.end_sessions(username)
 
     def disable_mfa(self, username: str) -> None:
         self.gateway.admin_get_user(username)

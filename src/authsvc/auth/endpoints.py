@@ -165,7 +165,7 @@ def sign_in(
     },
 )
 def challenge(
-    body: ChallengeRequest,
+    body: Annotated[ChallengeRequest, Body()],
     request: Request,
     response: Response,
     auth: AuthServiceDep,
@@ -174,13 +174,14 @@ def challenge(
     limits: LimitsDep,
     settings: SettingsDep,
 ) -> Any:
-    with audit.track(
-        "challenge_answered", ctx, target=body.email, failure_action="challenge_failed"
-    ) as ev:
+    # The audit target is the user the sealed session names, never the body's email.
+    with audit.track("challenge_answered", ctx, failure_action="challenge_failed") as ev:
         ev.detail["challenge"] = body.challenge
         limits.hit("verify_ip", ctx.ip)
-        with limits.failures("code_failures", f"mfa:{body.email}", *_CODE_FAILURES):
-            result = auth.answer_challenge(body)
+        sealed = auth.open_challenge(body)
+        ev.target = sealed.email
+        with limits.failures("code_failures", f"mfa:{sealed.email}", *_CODE_FAILURES):
+            result = auth.answer_challenge(body, sealed)
         if isinstance(result, TokenResult):
             ev.actor = token_subject(result.access_token)
             return transport.deliver(request, response, result, settings)

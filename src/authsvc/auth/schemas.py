@@ -45,12 +45,29 @@ class SignInRequest(RequestModel):
 ChallengeName = Literal["NEW_PASSWORD_REQUIRED", "SOFTWARE_TOKEN_MFA", "SMS_MFA"]
 
 
-class ChallengeRequest(RequestModel):
-    challenge: ChallengeName
-    session: Opaque
-    email: Email
-    new_password: Password | None = None
-    code: Code | None = None
+class _ChallengeAnswer(RequestModel):
+    session: Opaque = Field(
+        description="The `session` of the challenge being answered (sealed by authsvc; it"
+        " names the user)."
+    )
+    email: Email | None = Field(
+        default=None, description="Optional; when sent, must be the email the sign-in used."
+    )
+
+
+class NewPasswordAnswer(_ChallengeAnswer):
+    challenge: Literal["NEW_PASSWORD_REQUIRED"]
+    new_password: Password
+
+
+class MfaCodeAnswer(_ChallengeAnswer):
+    challenge: Literal["SOFTWARE_TOKEN_MFA", "SMS_MFA"]
+    code: Code
+
+
+# A union on `challenge`: each challenge requires its own answer field, so a body valid
+# against the OpenAPI schema is never refused for a missing one.
+ChallengeRequest = Annotated[NewPasswordAnswer | MfaCodeAnswer, Field(discriminator="challenge")]
 
 
 class RefreshRequest(RequestModel):

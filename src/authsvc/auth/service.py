@@ -12,14 +12,16 @@ from typing import Any
 
 from authsvc import errors
 from authsvc.auth.schemas import (
-    ChallengeRequest,
     ChallengeResult,
     Delivery,
     DeliveryResponse,
+    MfaCodeAnswer,
+    NewPasswordAnswer,
     TokenResult,
 )
+from authsvc.auth.sealing import ChallengeSealer, SealedChallenge
 from authsvc.cognito.errors import AccountExistsError, PerUserLimitError, UnknownUserError
-from authsvc.cognito.gateway import CognitoGateway, user_sub
+from authsvc.cognito.gateway import CognitoGateway, challenge_username, user_sub
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import AccessClaims, unverified_claims
 from authsvc.revocation.service import RevocationRegistry
@@ -48,12 +50,17 @@ class AuthService:
         gateway: CognitoGateway,
         pool: PoolInfoCache,
         revocations: RevocationRegistry,
+        sealer: ChallengeSealer,
     ) -> None:
         self.gateway = gateway
         self.pool = pool
         self.revocations = revocations
+        self.sealer = sealer
         self._pending_sign_outs: set[str] = set()
         self._pending_lock = threading.Lock()
+        # Refresh tokens another flow issued on its own app client: prefix -> refresh
+        # (directory sign-in registers "dir1.").
+        self.refresh_routes: dict[str, Callable[[str], TokenResult]] = {}
 
     # -- sign-up ------------------------------------------------------------------------
 
@@ -106,26 +113,39 @@ class AuthService:
     def sign_in(self, email: str, password: str) -> TokenResult | ChallengeResult:
         started = self.revocations.started()
         response = self.gateway.sign_in(email, password)
-        return self._result(response, started)
+        return self._result(response, started, email=email, username=email)
 
-    def answer_challenge(self, request: ChallengeRequest) -> TokenResult | ChallengeResult:
+    def open_challenge(self, request: NewPasswordAnswer | MfaCodeAnswer) -> SealedChallenge:
+        """Whose challenge this is, from the sealed session alone; ``invalid_session`` when
+        it is forged, expired, for another challenge, or the body names someone else."""
+        sealed = self.sealer.open(request.session)
+        if sealed.challenge != request.challenge:
+            raise errors.InvalidSessionError("The session is for another challenge.")
+        if request.email is not None and request.email != sealed.email:
+            raise errors.InvalidSessionError("The session belongs to another user.")
+        return sealed
+
+    def answer_challenge(
+        self, request: NewPasswordAnswer | MfaCodeAnswer, sealed: SealedChallenge
+    ) -> TokenResult | ChallengeResult:
         answers: dict[str, str]
-        if request.challenge == "NEW_PASSWORD_REQUIRED":
-            if request.new_password is None:
-                raise errors.ValidationError("new_password is required for NEW_PASSWORD_REQUIRED.")
+        if isinstance(request, NewPasswordAnswer):
             self.pool.get().policy.check(request.new_password)
             answers = {"NEW_PASSWORD": request.new_password}
         else:
-            if request.code is None:
-                raise errors.ValidationError(f"code is required for {request.challenge}.")
             answers = {f"{request.challenge}_CODE": request.code}
         started = self.revocations.started()
+        # As the user Cognito named when it issued the challenge, not an alias (and not
+        # whatever the client says): Cognito requires it, and SECRET_HASH is over it.
         response = self.gateway.respond_to_challenge(
-            request.challenge, request.session, request.email, answers
+            request.challenge, sealed.session, sealed.username, answers
         )
-        return self._result(response, started)
+        return self._result(response, started, email=sealed.email, username=sealed.username)
 
     def refresh(self, refresh_token: str) -> TokenResult:
+        for prefix, route in self.refresh_routes.items():
+            if refresh_token.startswith(prefix):
+                return route(refresh_token)
         username, upstream_token = self._unwrap(refresh_token)
         if self.gateway.client_secret and username is None:
             raise errors.InvalidTokenError("The refresh token is not valid.")
@@ -158,6 +178,11 @@ class AuthService:
             with self._pending_lock:
                 self._pending_sign_outs.add(username)
             log.warning("Cognito sign-out queued for retry: %s", exc.code)
+
+    def pending_sign_outs(self) -> frozenset[str]:
+        """Usernames whose Cognito sign-out failed and waits for a retry."""
+        with self._pending_lock:
+            return frozenset(self._pending_sign_outs)
 
     def retry_pending_sign_outs(self) -> int:
         """Run by a background loop; returns how many queued sign-outs went through."""
@@ -222,12 +247,20 @@ class AuthService:
 
     # -- helpers ------------------------------------------------------------------------
 
-    def tokens_from(self, response: dict[str, Any], started: int) -> TokenResult | ChallengeResult:
+    def tokens_from(
+        self, response: dict[str, Any], started: int, *, email: str
+    ) -> TokenResult | ChallengeResult:
         """Turn a Cognito auth response obtained by another flow (invitations) into a result."""
-        return self._result(response, started)
+        return self._result(response, started, email=email, username=email)
 
     def _result(
-        self, response: dict[str, Any], started: int, *, refresh_token: str | None = None
+        self,
+        response: dict[str, Any],
+        started: int,
+        *,
+        email: str = "",
+        username: str = "",
+        refresh_token: str | None = None,
     ) -> TokenResult | ChallengeResult:
         auth = response.get("AuthenticationResult")
         if auth:
@@ -241,11 +274,17 @@ class AuthService:
                 expires_in=int(auth.get("ExpiresIn", 3600)),
             )
         challenge = response.get("ChallengeName")
-        if not challenge or not response.get("Session"):
+        if not challenge or not response.get("Session") or not email:
             raise errors.UpstreamError()
+        sealed = SealedChallenge(
+            session=response["Session"],
+            username=challenge_username(response, username or email),
+            email=email,
+            challenge=challenge,
+        )
         return ChallengeResult(
             challenge=challenge,
-            session=response["Session"],
+            session=self.sealer.seal(sealed),
             parameters=_public_parameters(response.get("ChallengeParameters", {})),
         )
 
@@ -284,8 +323,8 @@ def _claim(token: str, name: str) -> str:
 def _public_parameters(raw: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in {"USER_ID_FOR_SRP"}:
-            continue
+        if key in {"USER_ID_FOR_SRP", "USERNAME"}:
+            continue  # whose challenge it is travels sealed in the session
         if key in {"userAttributes", "requiredAttributes"}:
             try:
                 value = json.loads(value)

@@ -2,7 +2,8 @@
 
 Rows are keyed by ``(gateway operation, Cognito code)``; an operation of ``None`` is the
 default for that code. Anything not in the table becomes ``upstream_error`` with the AWS
-text logged, never returned.
+text logged, never returned; any HTTP 5xx answer is ``upstream_unavailable`` (503, Retry-After),
+whatever its code.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ TABLE: dict[tuple[str | None, str], Factory] = {
     ("sign_in", "UserNotFoundException"): errors.InvalidCredentialsError,
     ("sign_in", "PasswordResetRequiredException"): PasswordResetRequiredError,
     ("sign_in", "UserNotConfirmedException"): errors.UserNotConfirmedError,
+    # Some emulators (and Cognito for users in some states) answer a sign-in with this:
+    # a distinct answer would say the account exists.
+    ("sign_in", "InvalidPasswordException"): errors.InvalidCredentialsError,
     # challenge answers
     ("respond_to_challenge", "NotAuthorizedException"): errors.InvalidSessionError,
     ("respond_to_challenge", "UserNotFoundException"): errors.InvalidSessionError,
@@ -131,6 +135,12 @@ def translate(operation: str, exc: ClientError, sent: Iterable[str] = ()) -> err
     """
     code = str(exc.response.get("Error", {}).get("Code", ""))
     message = redact(str(exc.response.get("Error", {}).get("Message", "")), sent)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    if isinstance(status, int) and status >= 500:
+        # Any 5xx is an outage, whatever its code (a code the table does not know included):
+        # the client retries after Retry-After instead of reporting a bad gateway.
+        log.warning("cognito %s failed with HTTP %s %s: %s", operation, status, code, message)
+        return errors.UpstreamUnavailableError("The identity provider is unavailable; retry later.")
     factory = TABLE.get((operation, code)) or TABLE.get((None, code))
     if factory is None or (code in _MISCONFIGURED and operation in _POOL_LEVEL_OPERATIONS):
         log.error("cognito %s failed with unmapped %s: %s", operation, code, message)

@@ -72,6 +72,23 @@ def user_sub(user: Mapping[str, Any]) -> str:
     return attributes.get("sub") or str(user["Username"])
 
 
+def challenge_username(response: Mapping[str, Any], fallback: str) -> str:
+    """Whom Cognito issued a challenge to: the actual username a challenge answer must name.
+
+    Cognito names it ``USER_ID_FOR_SRP`` in every challenge's parameters (for a pool that
+    signs in by email, the user's UUID, not the email). moto names it ``USERNAME`` on
+    NEW_PASSWORD_REQUIRED and leaves the MFA challenges' parameters empty; there moto takes
+    whichever name identifies the user, so the fallback (the name that started the flow)
+    does. The strict test layer (tests/strict) shapes parameters as Cognito does.
+    """
+    parameters = response.get("ChallengeParameters") or {}
+    for key in ("USER_ID_FOR_SRP", "USERNAME"):
+        value = parameters.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return fallback
+
+
 def make_client(settings: Settings, *, max_attempts: int | None = None) -> Any:
     # botocore's "max_attempts" counts retries after the first request (3 would send 4, and
     # 1 would resend a non-idempotent call once, blindly); "total_max_attempts" counts them all.
@@ -314,9 +331,11 @@ class CognitoGateway:
         )
 
     def respond_to_challenge(
-        self, challenge: str, session: str, email: str, answers: Attributes
+        self, challenge: str, session: str, username: str, answers: Attributes
     ) -> dict[str, Any]:
-        responses = self._with_secret({"USERNAME": email, **answers}, email)
+        """Answer as ``username``: the user's actual username (``challenge_username``), never
+        an alias. Cognito refuses an alias here, and the SECRET_HASH is over that name."""
+        responses = self._with_secret({"USERNAME": username, **answers}, username)
         return self._call(
             "respond_to_challenge",
             "respond_to_auth_challenge",

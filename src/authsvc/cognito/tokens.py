@@ -147,6 +147,8 @@ class TokenVerifier:
     ) -> None:
         self.issuer = settings.issuer
         self.client_id = settings.cognito_client_id
+        # Directory sign-in (issue 15) issues tokens on its own app client: accept it too.
+        self.client_ids = frozenset(filter(None, (self.client_id, settings.directory_client_id)))
         self.leeway = settings.jwt_leeway_seconds
         self.jwks = jwks or JWKSCache(
             settings.jwks_url, min_refetch_seconds=settings.jwks_min_refetch_seconds
@@ -160,12 +162,18 @@ class TokenVerifier:
         return token in self._cache
 
     def verify_access(self, token: str) -> AccessClaims:
-        claims = self._cached(token)
-        if claims is None:
-            claims = self._verify(token)
-            self._remember(token, claims)
-        if self.is_revoked is not None and self.is_revoked(claims):
-            raise errors.InvalidTokenError("The token has been revoked.")
+        try:
+            claims = self._cached(token)
+            if claims is None:
+                claims = self._verify(token)
+                self._remember(token, claims)
+            if self.is_revoked is not None and self.is_revoked(claims):
+                raise errors.InvalidTokenError("The token has been revoked.")
+        except errors.InvalidTokenError as exc:
+            # Why, for the operator (a wrong issuer setting reads as nothing otherwise): the
+            # exception class or the refusal's reason, never the token.
+            log.info("token refused: %s", refusal_reason(exc))
+            raise
         return claims
 
     def _cached(self, token: str) -> AccessClaims | None:
@@ -211,27 +219,57 @@ class TokenVerifier:
                     "verify_aud": False,
                 },
             )
-        except jwt.ExpiredSignatureError:
-            raise errors.InvalidTokenError("The token has expired.") from None
-        except jwt.PyJWTError:
-            raise errors.InvalidTokenError() from None
+        except jwt.ExpiredSignatureError as exc:
+            raise errors.InvalidTokenError("The token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise errors.InvalidTokenError() from exc
         if payload.get("token_use") != "access":
             raise errors.InvalidTokenError("An access token is required.")
-        if payload.get("client_id") != self.client_id:
+        client_id = payload.get("client_id")
+        if not isinstance(client_id, str) or client_id not in self.client_ids:
             raise errors.InvalidTokenError("The token was issued to another client.")
-        try:
-            return AccessClaims(
-                sub=str(payload["sub"]),
-                username=str(
-                    payload.get("username") or payload.get("cognito:username") or payload["sub"]
-                ),
-                groups=tuple(str(g) for g in payload.get("cognito:groups", ()) or ()),
-                scopes=tuple(str(payload.get("scope", "")).split()),
-                client_id=str(payload["client_id"]),
-                issued_at=int(payload["iat"]),
-                expires_at=int(payload["exp"]),
-                jti=str(payload.get("jti", "")),
-                token=token,
-            )
-        except (TypeError, ValueError):
-            raise errors.InvalidTokenError() from None
+        return _claims(payload, token)
+
+
+def refusal_reason(exc: errors.InvalidTokenError) -> str:
+    cause = exc.__cause__
+    return type(cause).__name__ if cause is not None else str(exc.detail)
+
+
+# Seconds since the epoch up to 9999-12-31: what datetime (and Cognito) can mean.
+_MAX_TIME = 253_402_300_799
+
+
+def _timestamp(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_TIME:
+        raise errors.InvalidTokenError("The token has a malformed time claim.")
+    return value
+
+
+def _text(value: Any, *, required: bool = True) -> str:
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise errors.InvalidTokenError("The token has a malformed claim.")
+    return value
+
+
+def _claims(payload: dict[str, Any], token: str) -> AccessClaims:
+    """Claims with the types Cognito gives them; anything odd in a validly signed token
+    (``exp`` = 1e20, groups as a string, a numeric ``sub``) is refused, not coerced."""
+    groups = payload.get("cognito:groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+        raise errors.InvalidTokenError("The token has a malformed groups claim.")
+    sub = _text(payload.get("sub"))
+    username = _text(payload.get("username", payload.get("cognito:username", sub)))
+    return AccessClaims(
+        sub=sub,
+        username=username,
+        groups=tuple(groups),
+        scopes=tuple(_text(payload.get("scope"), required=False).split()),
+        client_id=_text(payload.get("client_id")),
+        issued_at=_timestamp(payload.get("iat")),
+        expires_at=_timestamp(payload.get("exp")),
+        jti=_text(payload.get("jti"), required=False),
+        token=token,
+    )

@@ -513,7 +513,86 @@ def provision(
     )
 
 
+def ensure_identity_pool(client: CognitoIdpClient, pool: ProvisionedPool) -> str:
+    """The dev identity pool (the template's IdentityPool, by name), bound to the user pool and
+    its app client. moto cannot create it from the template, like the user pool."""
+    from authsvc.cognito.gateway import new_client
+
+    identity = new_client(
+        "cognito-identity",
+        region_name=pool.region,
+        endpoint_url=client.meta.endpoint_url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",  # noqa: S106
+    )
+    name = "authsvc_identities"
+    for existing in identity.list_identity_pools(MaxResults=60)["IdentityPools"]:
+        if existing["IdentityPoolName"] == name:
+            return str(existing["IdentityPoolId"])
+    created = identity.create_identity_pool(
+        IdentityPoolName=name,
+        AllowUnauthenticatedIdentities=False,
+        CognitoIdentityProviders=[
+            {
+                "ProviderName": f"cognito-idp.{pool.region}.amazonaws.com/{pool.user_pool_id}",
+                "ClientId": pool.client_id,
+                "ServerSideTokenCheck": True,
+            }
+        ],
+    )
+    return str(created["IdentityPoolId"])
+
+
 # --------------------------------------------------------------------------- the server
+
+
+def file_tokens_under_the_username() -> None:
+    """Make moto file tokens the way Cognito does: under the user's actual username (and
+    end them when their user is deleted).
+
+    moto files a refresh token under whatever name signed in (the email, for a pool that
+    signs in by email), so it checks REFRESH_TOKEN_AUTH's SECRET_HASH over that name, and
+    GlobalSignOut by the actual username misses the token. Cognito hashes over the actual
+    username (the access token's ``username``) and signs a user out whichever name is given
+    (REFERENCE.md). Patched once per process; moto's state is per process too.
+    """
+    from moto.cognitoidp.models import CognitoIdpBackend, CognitoIdpUserPool
+
+    if getattr(CognitoIdpUserPool, "_authsvc_patched", False):
+        return
+    delete_user = CognitoIdpBackend.admin_delete_user
+
+    def admin_delete_user(backend: Any, user_pool_id: str, username: str) -> None:
+        # Cognito's tokens die with their user; moto keeps them, and refreshing one then
+        # crashes (HTTP 500) instead of answering NotAuthorizedException.
+        user = backend.admin_get_user(user_pool_id, username)
+        backend.describe_user_pool(user_pool_id).sign_out(user.username)
+        delete_user(backend, user_pool_id, username)
+
+    create_refresh = CognitoIdpUserPool.create_refresh_token
+    create_access = CognitoIdpUserPool.create_access_token
+    sign_out = CognitoIdpUserPool.sign_out
+
+    def actual(pool: Any, name: str) -> str:
+        user = pool._get_user(name)
+        return str(user.username) if user is not None else name
+
+    def create_refresh_token(pool: Any, client_id: str, username: str) -> Any:
+        return create_refresh(pool, client_id, actual(pool, username))
+
+    def create_access_token(pool: Any, client_id: str, username: str, origin_jti: str) -> Any:
+        return create_access(pool, client_id, actual(pool, username), origin_jti)
+
+    def sign_out_user(pool: Any, username: str) -> None:
+        sign_out(pool, actual(pool, username))
+        if actual(pool, username) != username:
+            sign_out(pool, username)  # tokens filed before the patch, under the alias
+
+    CognitoIdpUserPool.create_refresh_token = create_refresh_token
+    CognitoIdpUserPool.create_access_token = create_access_token
+    CognitoIdpUserPool.sign_out = sign_out_user
+    CognitoIdpBackend.admin_delete_user = admin_delete_user
+    CognitoIdpUserPool._authsvc_patched = True
 
 
 class EmbeddedCognito:
@@ -542,6 +621,7 @@ class EmbeddedCognito:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
         from moto.server import ThreadedMotoServer  # heavy import, only when used
 
+        file_tokens_under_the_username()
         server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
         server.start()
         host, port = server.get_host_and_port()

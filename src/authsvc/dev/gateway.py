@@ -238,14 +238,21 @@ class DevCognitoGateway(CognitoGateway):
     # -- moto's refresh tokens are filed under the sign-in alias ------------------------
 
     def refresh(self, refresh_token: str, username: str | None = None) -> dict[str, Any]:
-        # Real Cognito hashes the user's username (sub); moto the name used at sign-in.
-        if username is not None:
+        # Real Cognito hashes the actual username (for this pool the UUID); moto hashes the
+        # name the token was first issued to: the email after a password sign-in, the UUID
+        # after a challenge answered as the actual username. Cognito's way first, then moto's.
+        try:
+            return super().refresh(refresh_token, username)
+        except errors.InvalidTokenError:
+            if username is None or not self.client_secret:
+                raise
             user = self._find(username)
             email = (
                 from_attribute_list(user.get("UserAttributes", [])).get("email") if user else None
             )
-            username = email or username
-        return super().refresh(refresh_token, username)
+            if not email or email == username:
+                raise
+            return super().refresh(refresh_token, email)
 
     def admin_user_global_sign_out(self, username: str) -> None:
         super().admin_user_global_sign_out(username)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from authsvc.config import Settings
+from authsvc.dev.directory import directory_lines
 from authsvc.dev.emulator import (
     EmbeddedCognito,
     ProvisionedPool,
@@ -27,6 +28,7 @@ class DevEnvironment:
     admin_email: str
     admin_password: str
     generated_password: bool
+    directory: Any = None  # AUTHSVC_DEV_DIRECTORY=1: the dev slapd (authsvc.dev.slapd)
 
 
 def generate_password() -> str:
@@ -55,6 +57,15 @@ def start(
         "dev_mode": True,
         "email_backend": "console",
     }
+    directory = None
+    if os.environ.get("AUTHSVC_DEV_DIRECTORY", "").lower() in {"1", "true", "yes"}:
+        from authsvc.dev.directory import start_dev_directory
+
+        directory, directory_values = start_dev_directory(
+            client, load_template(default_template_path()), pool
+        )
+        values.update(directory_values)
+    values.update(federation_defaults(client, pool, host, port))
     if not os.environ.get("AUTHSVC_CORS_ORIGINS"):
         values["cors_origins"] = [f"http://{host}:{port}"]  # the SPA's own origin
     if not os.environ.get("AUTHSVC_SECRET_KEY"):
@@ -69,7 +80,35 @@ def start(
     configured = os.environ.get("AUTHSVC_DEV_ADMIN_PASSWORD")
     admin_password = configured or generate_password()
     seed_admin(client, pool, admin_email, admin_password)
-    return DevEnvironment(settings, emulator, pool, admin_email, admin_password, configured is None)
+    return DevEnvironment(
+        settings, emulator, pool, admin_email, admin_password, configured is None, directory
+    )
+
+
+def federation_defaults(client: Any, pool: ProvisionedPool, host: str, port: int) -> dict[str, Any]:
+    """Federation through the hosted-UI stand-in this server mounts at /dev/cognito (moto has
+    no hosted UI), and an identity pool in the emulator bound to the dev user pool. The
+    AUTHSVC_FEDERATION_* variables, when set, win."""
+    from authsvc.dev.emulator import ensure_identity_pool
+
+    base = f"http://{host}:{port}"
+    values: dict[str, Any] = {}
+    if not os.environ.get("AUTHSVC_FEDERATION_DOMAIN_URL"):
+        values["federation_domain_url"] = f"{base}/dev/cognito"
+    if not os.environ.get("AUTHSVC_FEDERATION_CALLBACK_URL"):
+        values["federation_callback_url"] = f"{base}/v1/auth/federation/callback"
+    if not os.environ.get("AUTHSVC_FEDERATION_PROVIDERS"):
+        values["federation_providers"] = [
+            "Google",
+            "Facebook",
+            "LoginWithAmazon",
+            "SignInWithApple",
+        ]
+    if not os.environ.get("AUTHSVC_FEDERATION_REDIRECT_URIS"):
+        values["federation_redirect_uris"] = [f"{base}/dev/spa/"]
+    if not os.environ.get("AUTHSVC_IDENTITY_POOL_ID"):
+        values["identity_pool_id"] = ensure_identity_pool(client, pool)
+    return values
 
 
 def dev_secret_key(data_dir: Path) -> str:
@@ -129,6 +168,7 @@ def banner(
         f"  Admin       {env.admin_email} / {password}",
         f"  Cognito     {env.settings.cognito_endpoint_url} (pool {env.pool.user_pool_id})",
         f"  Database    {env.settings.database_url}",
+        *directory_lines(env.directory),
         f"  Ready in {time.perf_counter() - started:.1f}s."
         " Users live in memory: they are gone after a restart.",
         "",

@@ -34,7 +34,7 @@ from authsvc import cursors, errors
 from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import AuthService
 from authsvc.cognito.errors import AccountExistsError, UnknownUserError
-from authsvc.cognito.gateway import CognitoGateway, from_attribute_list
+from authsvc.cognito.gateway import CognitoGateway, challenge_username, from_attribute_list
 from authsvc.cognito.gateway import user_sub as sub_of_user
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import AccessClaims
@@ -305,8 +305,13 @@ class InvitationService:
         response = self.gateway.sign_in(inv.email, temp)
         self.fault("signed_in")
         if response.get("ChallengeName") == "NEW_PASSWORD_REQUIRED":
+            # Answered as the user's actual username (Cognito's USER_ID_FOR_SRP), not the
+            # email: Cognito refuses an alias here, and SECRET_HASH is over that name.
             response = self.gateway.respond_to_challenge(
-                "NEW_PASSWORD_REQUIRED", response["Session"], inv.email, {"NEW_PASSWORD": password}
+                "NEW_PASSWORD_REQUIRED",
+                response["Session"],
+                challenge_username(response, username),
+                {"NEW_PASSWORD": password},
             )
         else:  # no challenge (unexpected): set the password directly, sign in with it
             self.gateway.admin_set_user_password(username, password, permanent=True)
@@ -321,7 +326,7 @@ class InvitationService:
                         "The invitation changed while it was being accepted."
                     )
         log.info("invitation accepted", extra={"invitation_id": str(inv.id)})
-        result = self.auth.tokens_from(response, started)
+        result = self.auth.tokens_from(response, started, email=inv.email)
         if not isinstance(result, TokenResult):
             raise errors.UpstreamError()
         return result

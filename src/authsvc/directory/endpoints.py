@@ -1,0 +1,105 @@
+"""POST /v1/auth/directory/sign-in, and the periodic directory sync."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+
+from authsvc import errors
+from authsvc.auth import transport
+from authsvc.auth.schemas import TokenResult
+from authsvc.auth.service import token_subject
+from authsvc.dependencies import AuditDep, LimitsDep, RequestContextDep, SettingsDep
+from authsvc.directory.errors import DirectoryNotConfiguredError
+from authsvc.directory.schemas import DirectorySignInRequest
+from authsvc.directory.service import REFRESH_PREFIX, DirectoryService
+from authsvc.email.outbox import Periodic
+from authsvc.problems import responses
+
+
+def build(app: FastAPI) -> DirectoryService | None:
+    """The app's directory service when AUTHSVC_LDAP_URL is set (kept on ``app.state``);
+    its refresh tokens are routed to its own app client by /v1/auth/refresh."""
+    existing: DirectoryService | None = getattr(app.state, "authsvc_directory", None)
+    state = app.state.authsvc
+    if existing is None and state.settings.ldap_url:
+        existing = DirectoryService(
+            state.settings, state.gateway, state.pool, state.revocations, state.auth
+        )
+        state.auth.refresh_routes[REFRESH_PREFIX] = existing.refresh
+        app.state.authsvc_directory = existing
+    return existing
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service = build(app)
+    interval = app.state.authsvc.settings.directory_sync_interval_seconds
+    sync = None
+    if service is not None and interval > 0:
+        sync = Periodic("directory-sync", service.sync, interval)
+        sync.start()
+    try:
+        yield
+    finally:
+        if sync is not None:
+            sync.stop()
+
+
+router = APIRouter(prefix="/v1/auth/directory", tags=["auth"], lifespan=lifespan)
+
+
+async def get_directory(request: Request) -> DirectoryService:
+    service = build(request.app)
+    if service is None:
+        raise DirectoryNotConfiguredError()
+    return service
+
+
+DirectoryDep = Annotated[DirectoryService, Depends(get_directory)]
+
+
+@router.post(
+    "/sign-in",
+    response_model=TokenResult,
+    summary="Sign in with corporate directory (LDAP / Active Directory) credentials",
+    description=(
+        "The directory checks the password; the tokens are ordinary authsvc tokens (refresh,"
+        " sign-out, session). A wrong password, an unknown or disabled directory account"
+        " answer the same 401 `invalid_credentials`; a directory outage is 503."
+    ),
+    responses={
+        200: {
+            "headers": {"Cache-Control": {"description": "no-store", "schema": {"type": "string"}}}
+        },
+        **responses(
+            errors.InvalidCredentialsError,
+            errors.NotFoundError,
+            *errors.LIMITED_UPSTREAM,
+        ),
+    },
+)
+def directory_sign_in(
+    body: DirectorySignInRequest,
+    request: Request,
+    response: Response,
+    directory: DirectoryDep,
+    audit: AuditDep,
+    ctx: RequestContextDep,
+    limits: LimitsDep,
+    settings: SettingsDep,
+) -> Any:
+    username = body.username.strip().lower()
+    with audit.track(
+        "directory_sign_in", ctx, target=username, failure_action="directory_sign_in_failed"
+    ) as ev:
+        limits.hit("sign_in_ip", ctx.ip)
+        with limits.failures(
+            "sign_in_failures", f"directory:{username}", errors.InvalidCredentialsError
+        ):
+            result = directory.sign_in(username, body.password)
+        ev.actor = token_subject(result.access_token)
+        return transport.deliver(request, response, result, settings)

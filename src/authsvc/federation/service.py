@@ -1,0 +1,393 @@
+"""Sign-in through Cognito's hosted UI (authorization code + PKCE) and identity-pool credentials.
+
+Web flow: ``start`` seals a PKCE verifier, the app's redirect URI and a hash of a browser
+nonce (the ``__Host-`` cookie) under a random ``state``; Cognito's ``/oauth2/authorize``
+sends the browser back to ``callback``, which takes the state (single use), exchanges the
+code at ``/oauth2/token`` with the verifier and the client secret, and parks the tokens
+under a one-time handoff code for 60 s. The app trades that code at ``exchange``. Tokens
+never travel in a URL; the verifier never leaves the server.
+
+Native flow: the app runs PKCE against Cognito itself and hands authsvc the code and its
+verifier; authsvc adds the client secret, so no secret ships in an app.
+
+Tokens come back as authsvc sessions: recorded by the revocation ledger like a password
+sign-in, refreshed and signed out by the same routes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import jwt
+from botocore.exceptions import BotoCoreError, ClientError
+
+from authsvc import errors
+from authsvc.auth.schemas import TokenResult
+from authsvc.auth.service import AuthService, token_subject
+from authsvc.cognito.gateway import make_client, new_client
+from authsvc.cognito.tokens import AccessClaims, TokenVerifier
+from authsvc.config import Settings
+from authsvc.db import Database
+from authsvc.email.crypto import PayloadCipher
+from authsvc.federation.errors import (
+    FederationNotConfiguredError,
+    IdentityPoolRefusedError,
+    InvalidGrantError,
+    InvalidHandoffCodeError,
+    InvalidStateError,
+    ProviderDeniedError,
+    RedirectUriNotAllowedError,
+    UnknownProviderError,
+)
+from authsvc.federation.providers import Provider, parse_providers
+from authsvc.federation.repository import GrantRepository
+
+log = logging.getLogger("authsvc.federation")
+
+SCOPES = "openid email profile"
+HANDOFF_TTL_SECONDS = 60
+_STATE, _HANDOFF = "state", "handoff"
+# Cognito-identity answers that mean "not for this user/pool", not "try later".
+_POOL_REFUSALS = frozenset(
+    {
+        "NotAuthorizedException",
+        "ResourceNotFoundException",
+        "InvalidParameterException",
+        "InvalidIdentityPoolConfigurationException",
+        "ExternalServiceException",
+    }
+)
+_POOL_UNAVAILABLE = frozenset(
+    {"TooManyRequestsException", "InternalErrorException", "LimitExceededException"}
+)
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def pkce_challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    authorization_url: str
+    browser_nonce: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    redirect_to: str
+    provider: str
+    sub: str
+
+
+@dataclass(frozen=True, slots=True)
+class AwsCredentials:
+    identity_id: str
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration: datetime
+
+
+class FederationService:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        cipher: PayloadCipher,
+        auth: AuthService,
+        verifier: TokenVerifier,
+        *,
+        http: httpx.Client | None = None,
+        identity_client: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.cipher = cipher
+        self.auth = auth
+        self.verifier = verifier
+        self.providers: dict[str, Provider] = parse_providers(settings.federation_providers)
+        self.redirect_uris = frozenset(settings.federation_redirect_uris)
+        self.http = http or httpx.Client(
+            timeout=settings.federation_timeout_seconds, follow_redirects=False
+        )
+        self._identity_client = identity_client
+
+    # -- web flow -----------------------------------------------------------------------
+
+    def provider(self, name: str) -> Provider:
+        provider = self.providers.get(name.lower())
+        if provider is None:
+            raise UnknownProviderError()
+        return provider
+
+    def check_redirect_uri(self, redirect_uri: str) -> None:
+        if redirect_uri not in self.redirect_uris:
+            raise RedirectUriNotAllowedError()
+
+    def start(self, provider_name: str, redirect_uri: str) -> Started:
+        provider = self.provider(provider_name)
+        self.check_redirect_uri(redirect_uri)
+        state = secrets.token_urlsafe(32)
+        verifier = secrets.token_urlsafe(64)  # 86 characters: RFC 7636 wants 43-128
+        browser = secrets.token_urlsafe(32)
+        expires = time.time() + self.settings.federation_state_ttl_seconds
+        self._put(
+            _STATE,
+            state,
+            {"v": verifier, "r": redirect_uri, "b": _hash(browser), "p": provider.name},
+            expires,
+        )
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": self.settings.cognito_client_id,
+                "redirect_uri": self.settings.federation_callback_url,
+                "identity_provider": provider.name,
+                "scope": SCOPES,
+                "state": state,
+                "code_challenge": pkce_challenge(verifier),
+                "code_challenge_method": "S256",
+            }
+        )
+        url = f"{self.settings.federation_domain_url}/oauth2/authorize?{query}"
+        return Started(url, browser)
+
+    def callback(
+        self,
+        *,
+        state: str | None,
+        code: str | None,
+        error: str | None,
+        browser_nonce: str | None,
+    ) -> Finished:
+        if not state:
+            raise InvalidStateError()
+        data = self._take(_STATE, state, InvalidStateError)
+        if not browser_nonce or not hmac.compare_digest(_hash(browser_nonce), str(data["b"])):
+            raise InvalidStateError()
+        if error or not code:
+            raise ProviderDeniedError(extra={"provider_error": _safe_error(error)})
+        started = self.auth.revocations.started()
+        tokens = self._token_request(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": str(self.settings.federation_callback_url),
+                "code_verifier": str(data["v"]),
+            }
+        )
+        result = self._result(tokens, started)
+        handoff = secrets.token_urlsafe(32)
+        self._put(_HANDOFF, handoff, result.model_dump(), time.time() + HANDOFF_TTL_SECONDS)
+        redirect = f"{data['r']}#{urlencode({'handoff_code': handoff})}"
+        return Finished(redirect, str(data["p"]), _subject(result))
+
+    def exchange(self, handoff_code: str) -> TokenResult:
+        data = self._take(_HANDOFF, handoff_code, InvalidHandoffCodeError)
+        return TokenResult.model_validate(data)
+
+    # -- native flow --------------------------------------------------------------------
+
+    def native_token(self, code: str, code_verifier: str, redirect_uri: str) -> TokenResult:
+        self.check_redirect_uri(redirect_uri)
+        started = self.auth.revocations.started()
+        tokens = self._token_request(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            }
+        )
+        return self._result(tokens, started)
+
+    # -- AWS credentials ----------------------------------------------------------------
+
+    def aws_credentials(self, claims: AccessClaims, id_token: str) -> AwsCredentials:
+        pool_id = self.settings.identity_pool_id
+        if not pool_id:
+            raise FederationNotConfiguredError("No identity pool is configured.")
+        self._verify_id_token(id_token, claims.sub)
+        # The login key is the user pool's issuer without the scheme (Cognito's rule).
+        logins = {self.settings.issuer.removeprefix("https://"): id_token}
+        client = self.identity_client()
+        try:
+            identity_id = client.get_id(IdentityPoolId=pool_id, Logins=logins)["IdentityId"]
+            answer = client.get_credentials_for_identity(IdentityId=identity_id, Logins=logins)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in _POOL_REFUSALS:
+                log.info("identity pool refused credentials: %s", code)
+                raise IdentityPoolRefusedError() from None
+            if (
+                code in _POOL_UNAVAILABLE
+                or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
+            ):
+                raise errors.UpstreamUnavailableError() from None
+            log.warning("cognito-identity answered %s: %s", code, exc)
+            raise errors.UpstreamError() from None
+        except BotoCoreError as exc:
+            log.warning("cognito-identity unreachable: %s", type(exc).__name__)
+            raise errors.UpstreamUnavailableError() from None
+        creds = answer["Credentials"]
+        return AwsCredentials(
+            identity_id=identity_id,
+            access_key_id=creds["AccessKeyId"],
+            secret_access_key=creds["SecretKey"],
+            session_token=creds["SessionToken"],
+            expiration=creds["Expiration"],
+        )
+
+    def identity_client(self) -> Any:
+        if self._identity_client is None:
+            base = make_client(self.settings)  # same region, endpoint, timeouts and retries
+            kwargs: dict[str, Any] = {"config": base.meta.config}
+            if self.settings.cognito_endpoint_url:
+                kwargs["endpoint_url"] = self.settings.cognito_endpoint_url
+            if self.settings.dev_mode or self.settings.cognito_endpoint_url:
+                # GetId and GetCredentialsForIdentity are unsigned calls at AWS; an emulator
+                # still wants some credentials to parse the request.
+                kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
+            client = new_client("cognito-identity", **kwargs)
+            if self.settings.dev_mode:
+                from authsvc.dev.identity import CheckedIdentityClient
+
+                client = CheckedIdentityClient(client)  # Cognito's refusals moto lacks
+            self._identity_client = client
+        return self._identity_client
+
+    def _verify_id_token(self, id_token: str, sub: str) -> None:
+        """The ID token goes to AWS as the user's login: check it is this user's, for this
+        client, from this pool, and alive (moto's cognito-identity checks none of it)."""
+        try:
+            header = jwt.get_unverified_header(id_token)
+        except jwt.PyJWTError:
+            raise errors.InvalidTokenError("The ID token is malformed.") from None
+        if header.get("alg") != "RS256" or not isinstance(header.get("kid"), str):
+            raise errors.InvalidTokenError("The ID token is not an RS256 token of this pool.")
+        key = self.verifier.jwks.get(header["kid"])
+        try:
+            payload = jwt.decode(
+                id_token,
+                key,
+                algorithms=["RS256"],
+                issuer=self.verifier.issuer,
+                audience=self.settings.cognito_client_id,
+                leeway=self.verifier.leeway,
+                options={"require": ["exp", "iat", "iss", "sub", "aud", "token_use"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise errors.InvalidTokenError("The ID token has expired.") from None
+        except jwt.PyJWTError:
+            raise errors.InvalidTokenError("The ID token is not valid.") from None
+        if payload.get("token_use") != "id":
+            raise errors.InvalidTokenError("An ID token is required in id_token.")
+        if payload.get("sub") != sub:
+            raise errors.InvalidTokenError("The ID token belongs to another user.")
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
+        """POST to the hosted UI's /oauth2/token. A confidential client authenticates with
+        HTTP Basic (what Cognito expects); a public one names itself in the body."""
+        secret = self.settings.client_secret
+        client_id = self.settings.cognito_client_id
+        auth = None
+        if secret:
+            auth = httpx.BasicAuth(client_id, secret)
+        else:
+            form = {**form, "client_id": client_id}
+        url = f"{self.settings.federation_domain_url}/oauth2/token"
+        try:
+            response = self.http.post(
+                url, data=form, auth=auth, headers={"Accept": "application/json"}
+            )
+        except httpx.HTTPError as exc:
+            log.warning("token endpoint unreachable: %s", type(exc).__name__)
+            raise errors.UpstreamUnavailableError() from None
+        try:
+            body: dict[str, Any] = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code >= 500:
+            raise errors.UpstreamUnavailableError()
+        if response.status_code != 200:
+            oauth_error = str(body.get("error", ""))
+            if oauth_error == "invalid_grant":
+                raise InvalidGrantError()
+            log.warning(
+                "token endpoint answered %s %s", response.status_code, _safe_error(oauth_error)
+            )
+            raise errors.UpstreamError()
+        if not all(isinstance(body.get(k), str) for k in ("access_token", "id_token")):
+            log.warning("token endpoint answered without access_token/id_token")
+            raise errors.UpstreamError()
+        return body
+
+    def _result(self, tokens: dict[str, Any], started: int) -> TokenResult:
+        upstream = {
+            "AuthenticationResult": {
+                "AccessToken": tokens["access_token"],
+                "IdToken": tokens["id_token"],
+                "ExpiresIn": int(tokens.get("expires_in") or 3600),
+                **(
+                    {"RefreshToken": tokens["refresh_token"]} if tokens.get("refresh_token") else {}
+                ),
+            }
+        }
+        try:
+            result = self.auth.tokens_from(upstream, started)
+        except (ValueError, KeyError, IndexError, TypeError):
+            # Not a JWT access token: not something Cognito issues.
+            log.warning("token endpoint answered an access token that is not a JWT")
+            raise errors.UpstreamError() from None
+        assert isinstance(result, TokenResult)
+        return result
+
+    def _put(self, kind: str, key: str, data: dict[str, Any], expires: float) -> None:
+        sealed = self.cipher.seal({**data, "exp": expires})
+        with self.db.sessions() as session, session.begin():
+            repo = GrantRepository(session)
+            repo.prune(datetime.now(UTC) - timedelta(minutes=5))
+            repo.add(_hash(key), kind, sealed, datetime.fromtimestamp(expires, UTC))
+
+    def _take(self, kind: str, key: str, error: type[errors.AuthSvcError]) -> dict[str, Any]:
+        if len(key) > 512:
+            raise error()
+        with self.db.sessions() as session, session.begin():
+            sealed = GrantRepository(session).take(_hash(key), kind)
+        if sealed is None:
+            raise error()
+        try:
+            data = self.cipher.open(sealed)
+        except ValueError:
+            raise error() from None
+        if float(data.get("exp", 0)) < time.time():
+            raise error()
+        return data
+
+
+def _subject(result: TokenResult) -> str:
+    return token_subject(result.access_token)
+
+
+def _safe_error(value: str | None) -> str:
+    """An OAuth error code as the provider sent it, cut down to what such codes contain."""
+    if not value:
+        return "no_code"
+    return "".join(c for c in value[:64] if c.isalnum() or c in "_-.") or "unknown"

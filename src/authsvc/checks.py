@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import smtplib
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -301,7 +301,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def dependency_checks(settings: Settings, broken: set[str] = frozenset()) -> Iterator[Result]:  # type: ignore[assignment]
+def dependency_checks(settings: Settings, broken: Collection[str] = ()) -> Iterator[Result]:
     """Each dependency, one Result per check, in a fixed order."""
 
     def blocked(group: str) -> str | None:

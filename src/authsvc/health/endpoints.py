@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from authsvc import metrics, migrate
+from authsvc import metrics
 from authsvc.dependencies import StateDep
+from authsvc.migrate import SchemaBehindError, check_schema
 from authsvc.state import AppState
 
 router = APIRouter(tags=["health"])
@@ -41,7 +42,7 @@ async def healthz() -> Health:
 def _check(name: str, probe: Callable[[], object], *, required: bool = True) -> Check:
     try:
         probe()
-    except migrate.SchemaBehindError as exc:
+    except SchemaBehindError as exc:
         # Reachable but not migrated: say so, with both revisions (issue 16).
         return Check(name=name, status="fail", required=required, detail=str(exc))
     except Exception as exc:  # noqa: BLE001 - any failure is "not ready", named by type
@@ -54,7 +55,7 @@ def _database(state: AppState) -> None:
         conn.execute(text("SELECT 1"))
         # Part of the database check (one more read of alembic_version), so it shares
         # whatever caching the database check gets.
-        migrate.check_schema(conn)
+        check_schema(conn)
 
 
 def _redis(url: str) -> None:

@@ -49,6 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     logs.configure(settings.log_level, json_lines=True)
     startup = logging.getLogger("authsvc.startup")
+    startup.info("check %s", checks.Result("configuration", True).line())
     for result in checks.dependency_checks(settings):
         startup.log(logging.INFO if result.ok else logging.WARNING, "check %s", result.line())
     workers = args.workers or settings.workers

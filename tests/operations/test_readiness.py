@@ -149,5 +149,9 @@ class TestServeOnAnUnmigratedDatabase:
         told = [line for line in logs.splitlines() if "authsvc migrate" in line]
         assert len(told) == 1, logs
         assert "migrations behind" in told[0]
+        # serve's start-up checks: one line each, a failure logged without stopping it.
+        for check in ("configuration", "database", "cognito pool", "cognito client", "email"):
+            assert f"check ok   {check}" in logs, (check, logs)
+        assert "check FAIL migrations" in logs
         for noise in ("OperationalError", "ProgrammingError", "UndefinedTable", "Traceback"):
             assert noise not in logs, logs

@@ -75,7 +75,7 @@ class DirectoryService:
         self.client_gateway = CognitoGateway(client_settings, client=gateway.client)
         self.client_gateway.once_client = gateway.once_client
         self.client_gateway.budget = gateway.budget
-        self.tokens = AuthService(self.client_gateway, pool, revocations)
+        self.tokens = AuthService(self.client_gateway, pool, revocations, auth.sealer)
         self.client_id = settings.directory_client_id
 
     # -- sign-in ------------------------------------------------------------------------

@@ -364,10 +364,12 @@ onSubmit("totp-form", async (fields, form) => {
 
 // Turning TOTP off is privileged: without a recent sign-in the server answers 403
 // `reauthentication_required`, and the app asks for the password and sends it along.
+// Turning it off ends every session, this one included: the app signs in again.
 async function totpOff(body) {
   await api("DELETE", "/v1/me/mfa/totp", body, { auth: true });
-  await showProfile();
-  say("Two-factor authentication is off.");
+  accessToken = null;
+  show("signin");
+  say("Two-factor authentication is off. Every session was signed out: sign in again.");
 }
 
 $("totp-off").addEventListener("click", () => run(async () => {

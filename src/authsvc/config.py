@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     # sent twice.
     outbox_lease_seconds: float = Field(default=120.0, ge=1, le=3600)
 
+    # Account protection (issue 11): TOTP off/replace needs a sign-in at most this old
+    # (the token's auth_time) or the current password.
+    reauth_max_age: int = Field(default=600, ge=0, le=86_400)
+
     # Invitations
     invitation_ttl_hours: int = Field(default=7 * 24, ge=1, le=90 * 24)
     invitation_claim_lease_seconds: int = Field(default=300, ge=5, le=3600)
@@ -170,6 +174,11 @@ class Settings(BaseSettings):
     federation_state_ttl_seconds: int = Field(default=600, ge=60, le=3600)
     federation_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     identity_pool_id: str | None = None
+
+    # Operations endpoints (issue 11.4/11.5): /metrics needs `Authorization: Bearer <token>`
+    # outside dev mode (404 while unset); /readyz re-probes each dependency at most this often.
+    metrics_token: SecretStr | None = None
+    readiness_cache_seconds: float = Field(default=5.0, ge=1, le=300)
 
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False

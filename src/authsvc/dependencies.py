@@ -6,6 +6,7 @@ a Cognito call. Only ``get_session`` (blocking database I/O) stays synchronous."
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -15,10 +16,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from authsvc import errors
-from authsvc.audit.service import AuditLog, RequestContext
+from authsvc.audit.service import FAILURE, AuditLog, RequestContext
 from authsvc.auth.service import AuthService
 from authsvc.clientip import client_ip, joined
-from authsvc.cognito.tokens import AccessClaims
+from authsvc.cognito.tokens import AccessClaims, RevokedTokenError
 from authsvc.config import Settings
 from authsvc.invitations.service import InvitationService
 from authsvc.profile.service import ProfileService
@@ -53,6 +54,7 @@ _bearer = HTTPBearer(auto_error=False, description="A Cognito access token.")
 
 
 async def current_claims(
+    request: Request,
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> AccessClaims:
@@ -60,11 +62,41 @@ async def current_claims(
         raise errors.NotAuthenticatedError()
     token = credentials.credentials
     verifier = state.verifier
-    # Fast path on the event loop when the token was verified before; the first check of
-    # a token (RSA, maybe a JWKS fetch) runs in the thread pool.
-    if verifier.is_cached(token):
-        return verifier.verify_access(token)
-    return await run_in_threadpool(verifier.verify_access, token)
+    try:
+        # Fast path on the event loop when the token was verified before; the first check
+        # of a token (RSA, maybe a JWKS fetch) runs in the thread pool.
+        if verifier.is_cached(token):
+            return verifier.verify_access(token)
+        return await run_in_threadpool(verifier.verify_access, token)
+    except RevokedTokenError as exc:
+        # A genuine token used after its revocation: someone may hold a stolen copy.
+        # (Recording is an in-memory append: no I/O on this path.) Once a minute per
+        # token: a client retrying a dead token must not turn each request into a row.
+        if not _first_use_in_a_while(exc.claims.jti or exc.claims.token):
+            raise
+        state.audit.record(
+            "revoked_token_used",
+            outcome=FAILURE,
+            actor=exc.claims.sub,
+            target=exc.claims.username,
+            context=await get_request_context(request, state),
+            detail={"code": exc.code, "path": request.url.path},
+        )
+        raise
+
+
+_REVOKED_AUDIT_INTERVAL_S = 60.0
+_revoked_audited: dict[str, float] = {}
+
+
+def _first_use_in_a_while(key: str) -> bool:
+    now = time.monotonic()
+    if _revoked_audited.get(key, 0.0) > now:
+        return False
+    if len(_revoked_audited) > 10_000:
+        _revoked_audited.clear()
+    _revoked_audited[key] = now + _REVOKED_AUDIT_INTERVAL_S
+    return True
 
 
 CurrentUser = Annotated[AccessClaims, Depends(current_claims)]

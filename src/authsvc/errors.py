@@ -64,6 +64,11 @@ class ForbiddenError(AuthSvcError):
     default_detail = "You are not allowed to do this."
 
 
+class ReauthenticationRequiredError(AuthSvcError):
+    status, code, title = 403, "reauthentication_required", "Recent sign-in required"
+    default_detail = "This change needs a recent sign-in: sign in again, or send current_password."
+
+
 class UserNotConfirmedError(AuthSvcError):
     status, code, title = 403, "user_not_confirmed", "User not confirmed"
     default_detail = "Confirm the sign-up with the code that was sent before signing in."
@@ -143,6 +148,7 @@ ALL_ERRORS: tuple[type[AuthSvcError], ...] = (
     NotAuthenticatedError,
     InvalidTokenError,
     ForbiddenError,
+    ReauthenticationRequiredError,
     UserNotConfirmedError,
     InvalidCodeError,
     ExpiredCodeError,

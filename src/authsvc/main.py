@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -106,7 +107,7 @@ def build_state(
         if settings.secret_key_previous
         else [],
     )
-    auth = AuthService(gateway, pool, revocations, sealer)
+    auth = AuthService(gateway, pool, revocations, sealer, db)
     federation = (
         FederationService(settings, db, cipher, auth, verifier)
         if settings.federation_providers or settings.identity_pool_id
@@ -127,7 +128,14 @@ def build_state(
         audit=AuditLog(db, enabled=settings.audit_enabled),
         trusted_proxies=parse_networks(settings.trusted_proxies),
         limits=RateLimits(settings),
-        mfa=MfaService(gateway, settings.totp_issuer),
+        mfa=MfaService(
+            gateway,
+            settings.totp_issuer,
+            auth=auth,
+            db=db,
+            outbox=outbox_queue,
+            reauth_max_age=settings.reauth_max_age,
+        ),
         outbox=outbox if settings.dev_mode else None,
         federation=federation,
     )
@@ -163,6 +171,10 @@ def create_app(
         # instead of each logging the same error every pass.
         gate = SchemaGate(state.db.engine, start_background)
         gate.open()
+        # Issue 12: what start-up built lives as long as the process; frozen, the collector's
+        # full passes stop walking it (boto3's, pydantic's and SQLAlchemy's objects) while
+        # requests are being answered.
+        gc.freeze()
         try:
             yield
         finally:

@@ -1,28 +1,72 @@
 """A small Prometheus text-format registry (no dependency): counters with labels.
 
-Request and Cognito-call counters are incremented on the hot path (a dict update under a
-lock); everything else is read off the components when ``/metrics`` is scraped.
+Counters are incremented on the hot path without a lock: each thread adds to its own
+shard (a plain dict, so one increment is a dict get and set under the GIL), and ``/metrics``
+sums the shards when scraped. Everything else is read off the components at scrape time.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
 
-_lock = threading.Lock()
-_counters: dict[str, dict[tuple[tuple[str, str], ...], float]] = defaultdict(dict)
+Key = tuple[str, tuple[tuple[str, str], ...]]
+
+_local = threading.local()
+_shards: list[dict[Key, float]] = []
+_shards_lock = threading.Lock()  # taken once per thread, when its shard is created
 _help: dict[str, str] = {
     "authsvc_requests_total": "HTTP requests by route template and status.",
     "authsvc_request_duration_seconds_sum": "Total time spent answering, by route template.",
-    "authsvc_cognito_calls_total": "Cognito calls by operation and outcome.",
+    "authsvc_cognito_calls_total": "Cognito calls by operation and outcome class.",
 }
 
 
+def _shard() -> dict[Key, float]:
+    try:
+        shard: dict[Key, float] = _local.shard
+    except AttributeError:
+        shard = {}
+        with _shards_lock:
+            _shards.append(shard)
+        _local.shard = shard
+    return shard
+
+
 def inc(name: str, amount: float = 1.0, **labels: str) -> None:
-    key = tuple(sorted(labels.items()))
-    with _lock:
-        series = _counters[name]
-        series[key] = series.get(key, 0.0) + amount
+    key = (name, tuple(sorted(labels.items())))
+    shard = _shard()
+    shard[key] = shard.get(key, 0.0) + amount
+
+
+# Pre-built keys for the per-request counters: (route, status) -> keys. Route templates and
+# statuses are few, so this stays small; it saves building and sorting label tuples.
+_request_keys: dict[tuple[str, int], tuple[Key, Key]] = {}
+
+
+def observe_request(route: str, status: int, seconds: float) -> None:
+    """The two per-request counters, on the hot path."""
+    keys = _request_keys.get((route, status))
+    if keys is None:
+        keys = (
+            ("authsvc_requests_total", (("route", route), ("status", str(status)))),
+            ("authsvc_request_duration_seconds_sum", (("route", route),)),
+        )
+        _request_keys[(route, status)] = keys
+    shard = _shard()
+    count, duration = keys
+    shard[count] = shard.get(count, 0.0) + 1.0
+    shard[duration] = shard.get(duration, 0.0) + seconds
+
+
+def snapshot() -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    with _shards_lock:
+        shards = list(_shards)
+    totals: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for shard in shards:
+        for (name, labels), value in shard.copy().items():
+            series = totals.setdefault(name, {})
+            series[labels] = series.get(labels, 0.0) + value
+    return totals
 
 
 def _escape(value: str) -> str:
@@ -31,9 +75,7 @@ def _escape(value: str) -> str:
 
 def render(gauges: dict[str, tuple[str, float]]) -> str:
     lines: list[str] = []
-    with _lock:
-        snapshot = {name: dict(series) for name, series in _counters.items()}
-    for name, series in sorted(snapshot.items()):
+    for name, series in sorted(snapshot().items()):
         lines.append(f"# HELP {name} {_help.get(name, name)}")
         lines.append(f"# TYPE {name} counter")
         for labels, value in sorted(series.items()):

@@ -1,6 +1,7 @@
 """Imports every model so that ``Base.metadata`` knows all tables (used by Alembic)."""
 
 from authsvc.audit.models import AuditEvent
+from authsvc.auth.models import ContestedSignUp
 from authsvc.email.models import EmailOutbox
 from authsvc.federation.models import FederationGrant
 from authsvc.invitations.models import Invitation
@@ -8,6 +9,7 @@ from authsvc.revocation.models import TokenAllowance, TokenRevocation
 
 __all__ = [
     "AuditEvent",
+    "ContestedSignUp",
     "EmailOutbox",
     "FederationGrant",
     "Invitation",

@@ -352,12 +352,15 @@ class TestTurningOff:
         email, tokens, secret = mfa_user
         response = client.delete(TOTP, headers=tokens.bearer)
         assert response.status_code == 204, response.text
-        assert me(client, tokens)["mfa_enabled"] is False
+        # Turning MFA off ends every session (issue 11): sign in again, without a code.
+        assert client.get("/v1/me", headers=tokens.bearer).status_code == 401
         assert sign_in_raw(client, email)["kind"] == "tokens"
+        assert me(client, sign_in(client, email))["mfa_enabled"] is False
 
     def test_turn_on_again_after_off(self, client, mfa_user):
         email, tokens, secret = mfa_user
         assert client.delete(TOTP, headers=tokens.bearer).status_code == 204
+        tokens = sign_in(client, email)
         enable_totp(client, tokens)
         assert me(client, tokens)["mfa_enabled"] is True
         mfa_challenge(client, email)

@@ -24,7 +24,13 @@ import redis
 from tests.conftest import IN_CI
 from tests.helpers import PASSWORD
 from tests.reliability.conftest import CognitoProxy, assert_unavailable, reliability_env
-from tests.security.support import ServeInstance, direct_user, start_serve, stop_serve
+from tests.security.support import (
+    METRICS_HEADERS,
+    ServeInstance,
+    direct_user,
+    start_serve,
+    stop_serve,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +109,7 @@ def _within_one_window(run: Callable[[], Any]) -> Any:
 
 
 def _refused_metric(base_url: str) -> float:
-    text = httpx.get(f"{base_url}/metrics", timeout=5).text
+    text = httpx.get(f"{base_url}/metrics", headers=METRICS_HEADERS, timeout=5).text
     line = next(li for li in text.splitlines() if li.startswith("authsvc_cognito_budget_refused"))
     return float(line.split()[-1])
 

@@ -237,6 +237,11 @@ class ServeInstance:
             return ""
 
 
+# `authsvc serve` answers /metrics only with this bearer token (AUTHSVC_METRICS_TOKEN).
+METRICS_TOKEN = "test-metrics-token-0123456789"
+METRICS_HEADERS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
 def serve_env(cognito: Any, database_url: str, **settings: str) -> dict[str, str]:
     """The environment of an `authsvc serve` pointed at the test emulator and database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSVC_")}
@@ -250,6 +255,7 @@ def serve_env(cognito: Any, database_url: str, **settings: str) -> dict[str, str
             "AUTHSVC_SECRET_KEY": "security-tests-secret-key-0123456789",
             "AUTHSVC_LOG_LEVEL": "WARNING",
             "AUTHSVC_RECONCILE_INTERVAL_SECONDS": "3600",
+            "AUTHSVC_METRICS_TOKEN": METRICS_TOKEN,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": cognito.pool.region,

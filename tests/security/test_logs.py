@@ -265,9 +265,10 @@ def _self_service(run: Run, cognito: Emulator) -> None:
     password = run.secret("sign-up password", _password("SignUp"))
     body = {"email": user, "password": password, "given_name": "Ada", "family_name": "Logs"}
     run.call("POST", "/v1/auth/sign-up", 202, json=body)
-    run.call("POST", "/v1/auth/sign-up", 202, json=body)
     code = run.secret("sign-up code", "739164")  # moto takes any confirmation code
     run.call("POST", "/v1/auth/sign-up/confirm", 204, json={"email": user, "code": code})
+    # Again once confirmed (twice before confirmation would make the address contested).
+    run.call("POST", "/v1/auth/sign-up", 202, json=body)
     wrong = run.secret("wrong code", "592038")
     run.call("POST", "/v1/auth/sign-up/confirm", 400, json={"email": new_email(), "code": wrong})
     # moto does not implement ResendConfirmationCode (REFERENCE.md): its 500 page is an outage
@@ -379,6 +380,11 @@ def _self_service(run: Run, cognito: Emulator) -> None:
     answer = {"challenge": "SOFTWARE_TOKEN_MFA", "session": session, "email": user, "code": code}
     tokens = run.tokens(run.call("POST", "/v1/auth/challenge", 200, json=answer), "mfa")
     run.call("DELETE", "/v1/me/mfa/totp", 204, headers=bearer(tokens["access_token"]))
+    # Turning TOTP off ended every session (issue 11): sign in again, without a code now.
+    tokens = run.tokens(
+        run.call("POST", "/v1/auth/sign-in", 200, json={"email": user, "password": reset_password}),
+        "sign-in after mfa off",
+    )
 
     # sign-out; the token is refused afterwards
     run.call("POST", "/v1/auth/sign-out", 204, headers=bearer(tokens["access_token"]))

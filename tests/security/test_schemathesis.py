@@ -98,7 +98,8 @@ def _is_admin(operation: Any) -> bool:
 
 
 # Operations whose success ends the caller's sessions: each case gets a fresh token.
-_REVOKING = {("POST", "/v1/auth/sign-out")}
+# (Turning TOTP off ends every session too, issue 11.)
+_REVOKING = {("POST", "/v1/auth/sign-out"), ("DELETE", "/v1/me/mfa/totp")}
 
 
 @dataclass
@@ -211,6 +212,7 @@ _POSITIVE_DATA_UNTESTABLE = {
     "POST /v1/me/password": "a guessed current password is refused (400); " + _POLICY,
     "PATCH /v1/me": "custom attributes and which are required (null clears) are the pool's (422)",
     "POST /v1/me/mfa/totp/verify": "a guessed TOTP code is refused (400 invalid_code)",
+    "DELETE /v1/me/mfa/totp": "a guessed current_password is refused (400, issue 11)",
     "POST /v1/invitations": "groups must exist in the pool (422 unknown group)",
     "GET /v1/invitations": _CURSOR,
     "POST /v1/invitations/lookup": "a guessed token is refused (400 invalid_invitation)",

@@ -747,7 +747,7 @@ def _flow(page: Page, server: DevServer, email: str) -> None:
     page.click("totp-off")
     page.wait.until(
         lambda d: (
-            page.text("profile-mfa") == "off" or d.find_element(By.ID, "totp-reauth").is_displayed()
+            page.shown_section() == "signin" or d.find_element(By.ID, "totp-reauth").is_displayed()
         ),
         message=f"TOTP off got no answer; {page.state()}",
     )
@@ -762,8 +762,13 @@ def _flow(page: Page, server: DevServer, email: str) -> None:
         assert page.text("profile-mfa") == "on"
         page.fill("reauth-form", current_password=CHOSEN_PASSWORD)
         page.submit("reauth-form")
-    page.text_in("profile-mfa", "off")
+    # Turning TOTP off ends every session, this one included: the page signs in again, and
+    # the password alone is enough now.
+    page.visible("signin")
     page.text_in("message", "Two-factor authentication is off.")
+    page.fill("signin-form", email=email, password=CHOSEN_PASSWORD)
+    page.submit("signin-form")
+    page.text_in("profile-mfa", "off")
     page.visible("totp-start")
 
     # -- sign out, with a dead access token this time: the page must still reach the server,

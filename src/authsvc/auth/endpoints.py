@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response, status
+from fastapi.responses import JSONResponse
 
 from authsvc import errors
 from authsvc.auth import transport
@@ -11,6 +12,7 @@ from authsvc.auth.schemas import (
     ConfirmSignUpRequest,
     DeliveryResponse,
     EmailRequest,
+    PasswordResetRequired,
     RefreshRequest,
     ResetPasswordRequest,
     SessionInfo,
@@ -18,8 +20,9 @@ from authsvc.auth.schemas import (
     SignInResult,
     SignUpRequest,
     TokenResult,
+    session_json,
 )
-from authsvc.auth.service import token_subject
+from authsvc.auth.service import delivery_for, token_subject
 from authsvc.cognito.errors import PasswordResetRequiredError
 from authsvc.dependencies import (
     AuditDep,
@@ -71,7 +74,17 @@ def sign_up(
     "/sign-up/confirm",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Confirm a sign-up with the emailed code",
-    responses=responses(errors.InvalidCodeError, errors.ExpiredCodeError, *_UPSTREAM),
+    description=(
+        '204: confirmed. 200 `{next: "reset_password", delivery}`: confirmed, but the address'
+        " was registered more than once before confirmation, so no registrant's password is"
+        " trusted: a reset code was emailed, and the password is set with it at"
+        " `/v1/auth/password/reset` (pre-account hijacking defence)."
+    ),
+    response_model=None,
+    responses={
+        200: {"model": PasswordResetRequired, "description": "Confirmed; set a new password"},
+        **responses(errors.InvalidCodeError, errors.ExpiredCodeError, *_UPSTREAM),
+    },
 )
 def confirm_sign_up(
     body: ConfirmSignUpRequest,
@@ -80,10 +93,15 @@ def confirm_sign_up(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> Response:
-    with audit.track("sign_up_confirmed", ctx, target=body.email):
+    with audit.track("sign_up_confirmed", ctx, target=body.email) as ev:
         limits.hit("verify_ip", ctx.ip)
         with limits.failures("sign_up_code_failures", f"confirm:{body.email}", *_CODE_FAILURES):
-            auth.confirm_sign_up(body.email, body.code)
+            reset_required = auth.confirm_sign_up(body.email, body.code)
+        if reset_required:
+            ev.detail["password_reset_required"] = True
+    if reset_required:
+        answer = PasswordResetRequired(delivery=delivery_for(body.email).delivery)
+        return JSONResponse(answer.model_dump(), status_code=status.HTTP_200_OK)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -198,29 +216,33 @@ def refresh(
     request: Request,
     response: Response,
     auth: AuthServiceDep,
+    audit: AuditDep,
     ctx: RequestContextDep,
     limits: LimitsDep,
     settings: SettingsDep,
     body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> TokenResult:
-    limits.hit("refresh_ip", ctx.ip)
-    if body is not None:
-        token = body.refresh_token
-    else:
-        token = transport.cookie_token(request)
-        if token is None:
-            raise errors.NotAuthenticatedError(
-                "Send {refresh_token}, or the refresh cookie with X-Token-Transport: cookie."
-            )
-        transport.check_csrf(request, settings)
-    try:
-        result = auth.refresh(token)
-    except errors.InvalidTokenError as exc:
-        if body is None:
-            # A dead cookie is of no use to anyone. On the error itself: the problem
-            # response is built from the exception, not from `response`.
-            exc.headers["Set-Cookie"] = transport.clearing_header()
-        raise
+    with audit.track("token_refreshed", ctx, failure_action="token_refresh_failed") as ev:
+        ev.detail["transport"] = "body" if body is not None else "cookie"
+        limits.hit("refresh_ip", ctx.ip)
+        if body is not None:
+            token = body.refresh_token
+        else:
+            token = transport.cookie_token(request)
+            if token is None:
+                raise errors.NotAuthenticatedError(
+                    "Send {refresh_token}, or the refresh cookie with X-Token-Transport: cookie."
+                )
+            transport.check_csrf(request, settings)
+        try:
+            result = auth.refresh(token)
+        except errors.InvalidTokenError as exc:
+            if body is None:
+                # A dead cookie is of no use to anyone. On the error itself: the problem
+                # response is built from the exception, not from `response`.
+                exc.headers["Set-Cookie"] = transport.clearing_header()
+            raise
+        ev.actor = token_subject(result.access_token)
     return transport.deliver(request, response, result, settings, from_cookie=body is None)
 
 
@@ -310,13 +332,7 @@ def reset_password(
         errors.NotAuthenticatedError, errors.InvalidTokenError, errors.UpstreamUnavailableError
     ),
 )
-async def session(claims: CurrentUser) -> SessionInfo:
-    return SessionInfo(
-        sub=claims.sub,
-        username=claims.username,
-        groups=list(claims.groups),
-        scopes=list(claims.scopes),
-        client_id=claims.client_id,
-        issued_at=claims.issued_at_dt,
-        expires_at=claims.expires_at_dt,
-    )
+async def session(claims: CurrentUser) -> Response:
+    # Serialized here in one step: returning the model would make FastAPI validate it again
+    # against response_model before serializing it (to the same JSON).
+    return Response(session_json(claims), media_type="application/json")

@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
+from authsvc.cognito.tokens import AccessClaims
 from authsvc.schemas import (
     AttributeName,
     AttributeValue,
@@ -89,6 +90,17 @@ class DeliveryResponse(BaseModel):
     delivery: Delivery
 
 
+class PasswordResetRequired(BaseModel):
+    """Confirmation of an address registered more than once: the account is confirmed, and
+    the password must now be set with the reset code just emailed to it."""
+
+    next: Literal["reset_password"] = Field(
+        default="reset_password",
+        description="Set a new password at `/v1/auth/password/reset` with the emailed code.",
+    )
+    delivery: Delivery
+
+
 class TokenResult(BaseModel):
     kind: Literal["tokens"] = "tokens"
     access_token: str
@@ -118,3 +130,21 @@ class SessionInfo(BaseModel):
     client_id: str
     issued_at: datetime
     expires_at: datetime
+
+
+def session_json(claims: AccessClaims) -> bytes:
+    """The body of GET /v1/auth/session, serialized in one step by pydantic-core (shared by
+    the route and the middleware's fast path, so both answer byte for byte alike)."""
+    return (
+        SessionInfo(
+            sub=claims.sub,
+            username=claims.username,
+            groups=list(claims.groups),
+            scopes=list(claims.scopes),
+            client_id=claims.client_id,
+            issued_at=claims.issued_at_dt,
+            expires_at=claims.expires_at_dt,
+        )
+        .model_dump_json()
+        .encode()
+    )

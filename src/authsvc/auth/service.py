@@ -8,9 +8,13 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from authsvc import errors
+from authsvc.auth.repository import ContestedSignUpRepository
 from authsvc.auth.schemas import (
     ChallengeResult,
     Delivery,
@@ -24,11 +28,15 @@ from authsvc.cognito.errors import AccountExistsError, PerUserLimitError, Unknow
 from authsvc.cognito.gateway import CognitoGateway, challenge_username, user_sub
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import AccessClaims, unverified_claims
+from authsvc.db import Database
 from authsvc.revocation.service import RevocationRegistry
 
 log = logging.getLogger("authsvc.auth")
 
 _WRAP_PREFIX = "rt1."
+# A contested confirmation in flight (confirm, then reset) is left alone this long by the
+# repair loop of other instances: well above one confirmation's Cognito calls with retries.
+CONFIRM_GRACE_S = 60.0
 
 
 def mask_email(email: str) -> str:
@@ -51,11 +59,13 @@ class AuthService:
         pool: PoolInfoCache,
         revocations: RevocationRegistry,
         sealer: ChallengeSealer,
+        db: Database | None = None,
     ) -> None:
         self.gateway = gateway
         self.pool = pool
         self.revocations = revocations
         self.sealer = sealer
+        self.db = db
         self._pending_sign_outs: set[str] = set()
         self._pending_lock = threading.Lock()
         # Refresh tokens another flow issued on its own app client: prefix -> refresh
@@ -83,11 +93,139 @@ class AuthService:
             self.gateway.sign_up(email, password, cognito_attributes)
         except AccountExistsError:
             # Cognito's SignUp tells; we do not. Same answer as for a new address.
-            log.info("sign-up for an existing account")
+            self._sign_up_again(email, password, cognito_attributes)
         return delivery_for(email)
 
-    def confirm_sign_up(self, email: str, code: str) -> None:
-        self.gateway.confirm_sign_up(email, code)
+    def _sign_up_again(self, email: str, password: str, attributes: dict[str, str]) -> None:
+        """A sign-up met an existing account (Cognito answers UsernameExists for an
+        UNCONFIRMED one too). A confirmed account is left alone. An unconfirmed one is
+        replaced by this registration, and the address is marked contested: whoever
+        confirms it with the code from the mailbox must then set a new password, so no
+        password chosen by a registrant who does not hold the mailbox survives confirmation,
+        whichever registered last (see the README, "Pre-account hijacking")."""
+        try:
+            user = self.gateway.admin_get_user(email)
+        except UnknownUserError:
+            return  # deleted meanwhile (a race with an admin or an invitation)
+        if user.get("UserStatus") != "UNCONFIRMED":
+            log.info("sign-up for an existing account")
+            return
+        # Marked first: if the database cannot say so, nothing is replaced (503).
+        self._mark_contested(email)
+        try:
+            self.gateway.admin_delete_user(user["Username"])
+        except UnknownUserError:
+            pass  # a concurrent sign-up replaced it first
+        try:
+            self.gateway.sign_up(email, password, attributes)
+        except AccountExistsError:
+            # Another registration won the race; the mark holds for it as well.
+            log.info("sign-up replaced concurrently")
+        log.info("unconfirmed sign-up replaced; the address is contested")
+
+    def confirm_sign_up(self, email: str, code: str) -> bool:
+        """Returns True when the owner must now set a new password (a contested address):
+        Cognito has emailed them a reset code, used at /v1/auth/password/reset."""
+        contested = self._is_contested(email)  # read first: a failure changes nothing
+        if contested:
+            # Noted before Cognito confirms: should this instance stop before the reset
+            # below, any instance's repair loop finds the row and finishes it.
+            self._note_confirming(email, datetime.now(UTC))
+        try:
+            self.gateway.confirm_sign_up(email, code)
+        except errors.AuthSvcError:
+            if contested:
+                self._note_confirming(email, None, quiet=True)
+            raise
+        if not contested:
+            return False
+        # The code proved the mailbox, not the password: any registrant may have chosen it.
+        self._reset_contested(email)
+        return True
+
+    def repair_contested(self, grace_seconds: float = CONFIRM_GRACE_S) -> int:
+        """Finish contested confirmations that were confirmed without the reset (an instance
+        stopped, or Cognito failed, in between). Returns how many were finished."""
+        if self.db is None:
+            return 0
+        before = datetime.now(UTC) - timedelta(seconds=grace_seconds)
+        try:
+            with self.db.sessions() as session:
+                emails = ContestedSignUpRepository(session).confirming_before(before)
+        except SQLAlchemyError:
+            return 0
+        done = 0
+        for email in emails:
+            try:
+                user = self.gateway.admin_get_user(email)
+            except UnknownUserError:
+                self._clear_contested_quietly(email)
+                continue
+            except errors.AuthSvcError:
+                continue
+            status = user.get("UserStatus")
+            if status == "UNCONFIRMED":  # that confirmation failed: wait for the next one
+                self._note_confirming(email, None, quiet=True)
+            elif status == "RESET_REQUIRED":
+                self._clear_contested_quietly(email)
+            elif self._reset_contested(email):
+                done += 1
+        return done
+
+    def _reset_contested(self, email: str) -> bool:
+        try:
+            user = self.gateway.admin_get_user(email)
+            self.gateway.admin_reset_user_password(user["Username"])
+            # Tokens signed in with the old password between confirmation and reset die too.
+            self.end_all_sessions(user_sub(user), user["Username"])
+            self._clear_contested(email)
+        except (errors.AuthSvcError, SQLAlchemyError) as exc:
+            # The confirmation took effect: answer it as such; the row (noted as confirming)
+            # stays, and the repair loop (repair_contested) finishes it.
+            log.warning("contested sign-up: reset left to the repair loop (%s)", type(exc).__name__)
+            return False
+        return True
+
+    def _note_confirming(self, email: str, at: datetime | None, *, quiet: bool = False) -> None:
+        try:
+            if self.db is None:
+                return
+            with self.db.sessions() as session, session.begin():
+                ContestedSignUpRepository(session).confirming(email, at)
+        except SQLAlchemyError:
+            if quiet:
+                return
+            raise errors.UpstreamUnavailableError("The database is unavailable.") from None
+
+    def _clear_contested_quietly(self, email: str) -> None:
+        try:
+            self._clear_contested(email)
+        except SQLAlchemyError:
+            pass
+
+    def _mark_contested(self, email: str) -> None:
+        if self.db is None:
+            raise errors.UpstreamUnavailableError()
+        try:
+            with self.db.sessions() as session, session.begin():
+                ContestedSignUpRepository(session).mark(email, datetime.now(UTC))
+        except SQLAlchemyError:
+            raise errors.UpstreamUnavailableError("The database is unavailable.") from None
+
+    def _is_contested(self, email: str) -> bool:
+        if self.db is None:
+            return False
+        try:
+            with self.db.sessions() as session:
+                return ContestedSignUpRepository(session).is_contested(email)
+        except SQLAlchemyError:
+            raise errors.UpstreamUnavailableError("The database is unavailable.") from None
+
+    def _clear_contested(self, email: str) -> None:
+        if self.db is None:
+            return
+        with self.db.sessions() as session, session.begin():
+            ContestedSignUpRepository(session).clear(email)
 
     def resend_code(
         self, email: str, *, code_issued: Callable[[], None] | None = None
@@ -185,7 +323,9 @@ class AuthService:
             return frozenset(self._pending_sign_outs)
 
     def retry_pending_sign_outs(self) -> int:
-        """Run by a background loop; returns how many queued sign-outs went through."""
+        """Run by a background loop; returns how many queued sign-outs went through.
+        Also finishes contested confirmations whose password reset was not made."""
+        self.repair_contested()
         with self._pending_lock:
             pending = list(self._pending_sign_outs)
         done = 0
@@ -227,15 +367,31 @@ class AuthService:
 
     def reset_password(self, email: str, code: str, new_password: str) -> None:
         self.pool.get().policy.check(new_password)
-        self.gateway.confirm_forgot_password(email, code, new_password)
-        # A reset means the old password may be known to someone else: end every session,
-        # locally first (that cannot be lost to a Cognito fault), then at Cognito.
+        # Resolve the user *before* the reset: once the new password is set, nothing may
+        # answer an error (the client would think the reset failed while the old sessions
+        # live on). A lookup that fails here fails the request with nothing changed.
         try:
-            user = self.gateway.admin_get_user(email)
+            user: dict[str, Any] | None = self.gateway.admin_get_user(email)
         except UnknownUserError:
-            return
-        self.revocations.revoke(user_sub(user))
-        self.end_cognito_sessions(user["Username"])
+            user = None  # Cognito answers the reset as a wrong code: let it say so
+        self.gateway.confirm_forgot_password(email, code, new_password)
+        if user is not None:
+            self.end_all_sessions(user_sub(user), user["Username"])
+
+    def end_all_sessions(self, sub: str, username: str) -> None:
+        """After a change that has taken effect (reset, MFA change): end every session and
+        never raise. Locally first (kept in memory and written later if the database is
+        down), then at Cognito (queued for ``retry_pending_sign_outs`` if it fails)."""
+        try:
+            self.revocations.revoke(sub)
+        except Exception:  # noqa: BLE001 - the change took effect: answer it as such
+            log.exception("local revocation failed after a change that took effect")
+        try:
+            self.end_cognito_sessions(username)
+        except Exception:  # noqa: BLE001 - as above; queue it instead of failing
+            with self._pending_lock:
+                self._pending_sign_outs.add(username)
+            log.exception("Cognito sign-out queued after an unexpected failure")
 
     def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
         self.pool.get().policy.check(new)

@@ -43,6 +43,7 @@ CATEGORY = {
     "admin_update_user_attributes": "UserUpdate",
     "change_password": "UserUpdate",
     "admin_set_user_password": "UserUpdate",
+    "admin_reset_user_password": "UserAccountRecovery",
     "admin_add_user_to_group": "UserUpdate",
     "admin_remove_user_from_group": "UserUpdate",
     "admin_disable_user": "UserUpdate",

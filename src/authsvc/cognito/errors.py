@@ -188,6 +188,7 @@ _POOL_LEVEL_OPERATIONS = {
     "confirm_forgot_password",
     "describe_user_pool",
     "describe_user_pool_client",
+    "readiness_probe",
     # An unknown user is UserNotFoundException here: ResourceNotFound means the pool.
     "admin_get_user",
     "admin_user_global_sign_out",
@@ -201,3 +202,53 @@ def _password_message(message: str) -> str:
         if text.lower().startswith("password")
         else "The password does not meet the password policy."
     )
+
+
+# -- metric outcome classes (issue 11.4) --------------------------------------------------
+
+# Codes a public flow answers exactly like a success (so that it does not tell which emails
+# have accounts): the metrics count them as `ok`, or `/metrics` would tell instead.
+_HIDDEN: dict[str, frozenset[str]] = {
+    "sign_up": frozenset({"UsernameExistsException", "AliasExistsException"}),
+    "resend_confirmation_code": frozenset(
+        {
+            "UserNotFoundException",
+            "InvalidParameterException",
+            "NotAuthorizedException",
+            "LimitExceededException",
+            "CodeDeliveryFailureException",
+        }
+    ),
+    "forgot_password": frozenset(
+        {
+            "UserNotFoundException",
+            "UserNotConfirmedException",
+            "NotAuthorizedException",
+            "InvalidParameterException",
+            "LimitExceededException",
+            "CodeDeliveryFailureException",
+        }
+    ),
+}
+_THROTTLED = frozenset(
+    {
+        "TooManyRequestsException",
+        "ThrottlingException",
+        "LimitExceededException",
+        "TooManyFailedAttemptsException",
+        "CodeDeliveryFailureException",
+    }
+)
+_UNAVAILABLE = frozenset({"InternalErrorException", "ServiceUnavailable", "unreachable"})
+
+
+def outcome_class(operation: str, code: str) -> str:
+    """The metric label for one Cognito call: ``ok``, ``client_error``, ``throttled`` or
+    ``unavailable`` — never the Cognito code, which would name what the API hides."""
+    if code == "ok" or code in _HIDDEN.get(operation, ()):
+        return "ok"
+    if code in _THROTTLED:
+        return "throttled"
+    if code in _UNAVAILABLE:
+        return "unavailable"
+    return "client_error"

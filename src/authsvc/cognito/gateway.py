@@ -23,7 +23,12 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from authsvc import errors, metrics
 from authsvc.cognito.budget import BudgetExhaustedError, CognitoBudget
-from authsvc.cognito.errors import PerUserLimitError, translate, translate_param_error
+from authsvc.cognito.errors import (
+    PerUserLimitError,
+    outcome_class,
+    translate,
+    translate_param_error,
+)
 from authsvc.config import Settings
 
 log = logging.getLogger("authsvc.cognito")
@@ -167,7 +172,11 @@ class CognitoGateway:
             response: dict[str, Any] = getattr(client, method)(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
-            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome=str(code))
+            metrics.inc(
+                "authsvc_cognito_calls_total",
+                operation=operation,
+                outcome=outcome_class(operation, str(code)),
+            )
             log.info(
                 "cognito call",
                 extra={
@@ -180,16 +189,14 @@ class CognitoGateway:
         except ParamValidationError as exc:
             # botocore refused a value before sending it (e.g. shorter than the API's
             # minimum): the request's input, not Cognito, is at fault. Never the value itself.
-            metrics.inc(
-                "authsvc_cognito_calls_total", operation=operation, outcome="ParamValidationError"
-            )
+            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="client_error")
             log.info(
                 "cognito call",
                 extra={"operation": operation, "outcome": "ParamValidationError"},
             )
             raise translate_param_error(operation, exc) from None
         except BotoCoreError as exc:
-            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="unreachable")
+            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="unavailable")
             log.warning("cognito %s unreachable: %s", operation, type(exc).__name__)
             raise errors.UpstreamUnavailableError(
                 "The identity provider is unreachable; retry later."
@@ -261,6 +268,12 @@ class CognitoGateway:
             "describe_user_pool", "describe_user_pool", UserPoolId=self.pool_id
         )["UserPool"]
         return result
+
+    def readiness_probe(self) -> None:
+        """DescribeUserPool for /readyz. Its own operation name keeps it out of the budget's
+        categories (the user-facing budget is not spent on probes) and apart in /metrics;
+        /readyz sends at most one per instance per cache period (health/endpoints.py)."""
+        self._call("readiness_probe", "describe_user_pool", UserPoolId=self.pool_id)
 
     def describe_user_pool_client(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call(
@@ -474,6 +487,16 @@ class CognitoGateway:
             Username=username,
             Password=password,
             Permanent=permanent,
+        )
+
+    def admin_reset_user_password(self, username: str) -> None:
+        """RESET_REQUIRED: the password no longer signs in; Cognito emails a reset code to
+        the verified address, used with confirm_forgot_password. (Idempotent.)"""
+        self._call(
+            "admin_reset_user_password",
+            "admin_reset_user_password",
+            UserPoolId=self.pool_id,
+            Username=username,
         )
 
     def admin_add_user_to_group(self, username: str, group: str) -> None:

@@ -137,6 +137,14 @@ def unverified_claims(token: str) -> dict[str, Any]:
 RevocationCheck = Callable[[AccessClaims], bool]
 
 
+class RevokedTokenError(errors.InvalidTokenError):
+    """A genuine token that was revoked: ``invalid_token`` to the client, audited."""
+
+    def __init__(self, claims: AccessClaims) -> None:
+        super().__init__("The token has been revoked.")
+        self.claims = claims
+
+
 class TokenVerifier:
     def __init__(
         self,
@@ -168,7 +176,7 @@ class TokenVerifier:
                 claims = self._verify(token)
                 self._remember(token, claims)
             if self.is_revoked is not None and self.is_revoked(claims):
-                raise errors.InvalidTokenError("The token has been revoked.")
+                raise RevokedTokenError(claims)
         except errors.InvalidTokenError as exc:
             # Why, for the operator (a wrong issuer setting reads as nothing otherwise): the
             # exception class or the refusal's reason, never the token.

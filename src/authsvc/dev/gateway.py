@@ -28,7 +28,7 @@ from typing import Any
 
 from authsvc import errors
 from authsvc.auth.service import mask_email
-from authsvc.cognito.errors import UnknownUserError
+from authsvc.cognito.errors import PasswordResetRequiredError, UnknownUserError
 from authsvc.cognito.gateway import Attributes, CognitoGateway, from_attribute_list
 from authsvc.cognito.tokens import unverified_claims
 from authsvc.config import Settings
@@ -168,23 +168,50 @@ class DevCognitoGateway(CognitoGateway):
         response = super().forgot_password(email)
         header = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get(MOTO_CODE_HEADER)
         if header and self._find(email) is not None:
-            code = new_code()
-            with self._lock:
-                self._reset[email] = _Code(code, time.time() + RESET_CODE_TTL, upstream=header)
-            self.outbox.deliver(
-                to=email,
-                subject="Reset your password",
-                kind="password_reset_code",
-                body=f"Your password reset code is {code}. It expires in 1 hour.",
-                code=code,
-            )
+            self._send_reset_code(email, upstream=header)
         return response
+
+    def _send_reset_code(self, email: str, upstream: str | None) -> None:
+        code = new_code()
+        with self._lock:
+            self._reset[email] = _Code(code, time.time() + RESET_CODE_TTL, upstream=upstream)
+        self.outbox.deliver(
+            to=email,
+            subject="Reset your password",
+            kind="password_reset_code",
+            body=f"Your password reset code is {code}. It expires in 1 hour.",
+            code=code,
+        )
+
+    def admin_reset_user_password(self, username: str) -> None:
+        super().admin_reset_user_password(username)
+        # Cognito emails a reset code to the verified address; moto sends none.
+        user = self._find(username)
+        email = from_attribute_list(user.get("UserAttributes", [])).get("email") if user else None
+        if email:
+            self._send_reset_code(email, upstream=None)
 
     def confirm_forgot_password(self, email: str, code: str, new_password: str) -> None:
         entry = self._check(self._reset, email, code, consume=False)
         super().confirm_forgot_password(email, entry.upstream or code, new_password)
         with self._lock:
             self._reset.pop(email, None)
+        # Cognito confirms a RESET_REQUIRED user with its new password; moto leaves the
+        # status as it was (and would answer the next sign-in with a challenge).
+        user = self._find(email)
+        if user is not None and user.get("UserStatus") == "RESET_REQUIRED":
+            self.admin_set_user_password(user["Username"], new_password, permanent=True)
+
+    def sign_in(self, email: str, password: str) -> dict[str, Any]:
+        response = super().sign_in(email, password)
+        # Cognito refuses a RESET_REQUIRED user's password (PasswordResetRequiredException);
+        # moto's USER_PASSWORD_AUTH signs it in (or offers NEW_PASSWORD_REQUIRED), so the
+        # password that was reset would still work. (An emulator-only lookup: with real
+        # Cognito, sign-in makes no extra call.)
+        user = self._find(email)
+        if user is not None and user.get("UserStatus") == "RESET_REQUIRED":
+            raise PasswordResetRequiredError()
+        return response
 
     # -- TOTP with a real secret per user -----------------------------------------------
 

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import hmac
+import threading
+import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Annotated, Literal
 
 import redis
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from authsvc import metrics
+from authsvc import errors, metrics, problems
 from authsvc.dependencies import StateDep
 from authsvc.migrate import SchemaBehindError, check_schema
 from authsvc.state import AppState
@@ -34,9 +37,57 @@ class Readiness(BaseModel):
     checks: list[Check]
 
 
+HEALTHY_BODY = Health().model_dump_json().encode()
+
+
 @router.get("/healthz", response_model=Health, summary="The process is alive")
-async def healthz() -> Health:
-    return Health()
+async def healthz() -> Response:
+    # Pre-encoded: no model to validate and serialize on every probe.
+    return Response(HEALTHY_BODY, media_type="application/json")
+
+
+class ReadinessCache:
+    """Each dependency's last readiness answer, re-probed at most once per ``ttl`` seconds.
+
+    /readyz is public and unlimited: without this, every call would spend a DescribeUserPool
+    from the account's Cognito quota (and a flood would starve /v1/me fleet-wide). While one
+    request re-probes a dependency, the others answer its previous result instead of waiting
+    (only the very first probe is waited for).
+    """
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._results: dict[str, tuple[float, Check]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def check(self, name: str, probe: Callable[[], object], *, required: bool = True) -> Check:
+        cached = self._results.get(name)
+        if cached is not None and self._clock() - cached[0] < self.ttl:
+            return cached[1]
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        if not lock.acquire(blocking=cached is None):
+            return cached[1] if cached is not None else _check(name, probe, required=required)
+        try:
+            cached = self._results.get(name)  # another thread may have just probed
+            if cached is not None and self._clock() - cached[0] < self.ttl:
+                return cached[1]
+            result = _check(name, probe, required=required)
+            self._results[name] = (self._clock(), result)
+            return result
+        finally:
+            lock.release()
+
+
+def readiness_cache(state: AppState) -> ReadinessCache:
+    """The app's cache, made on first use (kept on the state: one per app, per process)."""
+    cache: ReadinessCache | None = getattr(state, "_readiness_cache", None)
+    if cache is None:
+        cache = ReadinessCache(state.settings.readiness_cache_seconds)
+        setattr(state, "_readiness_cache", cache)  # noqa: B010 - not a declared field
+    return cache
 
 
 def _check(name: str, probe: Callable[[], object], *, required: bool = True) -> Check:
@@ -67,13 +118,17 @@ def _redis(url: str) -> None:
 
 
 def _checks(state: AppState) -> list[Check]:
+    """One entry per dependency, each from the readiness cache (see ReadinessCache)."""
+    cache = readiness_cache(state)
     checks = [
-        _check("database", lambda: _database(state)),
-        _check("cognito", state.gateway.describe_user_pool),
+        cache.check("database", lambda: _database(state)),
+        cache.check("cognito", state.gateway.readiness_probe),
+        # Until the ledger is read once, tokens issued before start-up are refused.
+        cache.check("revocation_ledger", state.revocations.check_synced),
     ]
     if state.settings.redis_url:
         url = state.settings.redis_url
-        checks.append(_check("redis", lambda: _redis(url)))
+        checks.append(cache.check("redis", lambda: _redis(url)))
     return checks
 
 
@@ -81,6 +136,11 @@ def _checks(state: AppState) -> list[Check]:
     "/readyz",
     response_model=Readiness,
     summary="Every dependency is reachable",
+    description=(
+        "One entry per dependency. Each is re-probed at most once per"
+        " `AUTHSVC_READINESS_CACHE_SECONDS` (default 5 s) per instance, so probes never spend"
+        " the Cognito quota that users need."
+    ),
     responses={503: {"model": Readiness, "description": "A required dependency failed"}},
 )
 async def readyz(state: StateDep) -> JSONResponse:
@@ -90,13 +150,41 @@ async def readyz(state: StateDep) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
 
 
+def _metrics_allowed(state: AppState, authorization: str | None) -> None:
+    """Serve mode: only with ``Authorization: Bearer $AUTHSVC_METRICS_TOKEN``; no token set
+    means no /metrics at all (404). Dev mode keeps it open."""
+    if state.settings.dev_mode:
+        return
+    expected = state.settings.metrics_token
+    if expected is None:
+        raise errors.NotFoundError("Not found.")
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise errors.NotAuthenticatedError("/metrics needs the metrics bearer token.")
+    if not hmac.compare_digest(presented.strip().encode(), expected.get_secret_value().encode()):
+        raise errors.InvalidTokenError("The metrics token is not valid.")
+
+
 @router.get(
     "/metrics",
     summary="Prometheus metrics (text format)",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    description=(
+        "Outside dev mode: only with `Authorization: Bearer $AUTHSVC_METRICS_TOKEN`, and 404"
+        " while that setting is unset. Cognito outcomes are counted by class (`ok`,"
+        " `client_error`, `throttled`, `unavailable`), never by Cognito error code."
+    ),
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **problems.responses(
+            errors.NotAuthenticatedError, errors.InvalidTokenError, errors.NotFoundError
+        ),
+    },
 )
-async def metrics_endpoint(state: StateDep) -> PlainTextResponse:
+async def metrics_endpoint(
+    state: StateDep, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> PlainTextResponse:
+    _metrics_allowed(state, authorization)
     budget = state.gateway.budget
     gauges: dict[str, tuple[str, float]] = {
         "authsvc_audit_events_written": ("Audit events written.", state.audit.written),

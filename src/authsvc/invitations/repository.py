@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, literal, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from authsvc.invitations.models import ACCEPTED, EXPIRED, PENDING, REVOKED, Invitation
@@ -60,10 +60,14 @@ class InvitationRepository:
             query = query.where(Invitation.status == status)
         if after is not None:
             created_at, id = after
+            # A row-value comparison: Postgres turns it into one index range on
+            # (created_at, id), so a page deep in the list costs what the first one does
+            # (the OR form made it walk every newer entry of the index first).
             query = query.where(
-                or_(
-                    Invitation.created_at < created_at,
-                    and_(Invitation.created_at == created_at, Invitation.id < id),
+                tuple_(Invitation.created_at, Invitation.id)
+                < tuple_(
+                    literal(created_at, Invitation.created_at.type),
+                    literal(id, Invitation.id.type),
                 )
             )
         query = query.order_by(Invitation.created_at.desc(), Invitation.id.desc()).limit(limit)

@@ -131,11 +131,14 @@ class InvitationService:
         self._check_profile(body.given_name, body.family_name, body.attributes)
         self._check_groups(body.groups)
         try:
-            self.gateway.admin_get_user(body.email)
+            existing = self.gateway.admin_get_user(body.email)
         except UnknownUserError:
             pass
         else:
-            raise errors.ConflictError("An account with this email already exists.")
+            # An unconfirmed sign-up proves nothing about who holds the mailbox (anyone can
+            # register any address): the invitation takes it over at acceptance.
+            if existing.get("UserStatus") != "UNCONFIRMED":
+                raise errors.ConflictError("An account with this email already exists.")
         now = utcnow()
         repo = InvitationRepository(session)
         repo.expire_pending(body.email, now)
@@ -346,6 +349,11 @@ class InvitationService:
         except AccountExistsError:
             pass
         existing = self.gateway.admin_get_user(inv.email)
+        if existing.get("UserStatus") == "UNCONFIRMED":
+            # An unconfirmed sign-up holds the address: the invitation (delivered to the
+            # mailbox) takes it over; whoever registered it never proved they own it.
+            self.gateway.admin_delete_user(existing["Username"])
+            return self._ensure_user(inv, temp, attributes)
         sub = sub_of_user(existing)
         ours = inv.user_sub == sub or (
             inv.user_sub is None and existing.get("UserStatus") == "FORCE_CHANGE_PASSWORD"

@@ -2,7 +2,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from authsvc.schemas import Code, RequestModel
+from authsvc.schemas import Code, Password, RequestModel
+
+_CURRENT_PASSWORD = (
+    "Needed to turn TOTP off or replace it unless the access token comes from a sign-in"
+    " within AUTHSVC_REAUTH_MAX_AGE seconds (403 `reauthentication_required` otherwise)."
+)
 
 
 class TotpSetup(BaseModel):
@@ -14,3 +19,8 @@ class TotpSetup(BaseModel):
 
 class TotpVerify(RequestModel):
     code: Code
+    current_password: Password | None = Field(default=None, description=_CURRENT_PASSWORD)
+
+
+class Reauthentication(RequestModel):
+    current_password: Password | None = Field(default=None, description=_CURRENT_PASSWORD)

@@ -46,6 +46,10 @@ def _now_us() -> int:
     return time.time_ns() // 1000
 
 
+class LedgerNotSyncedError(Exception):
+    """The revocation ledger has not been read since start-up."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Issued:
     jti: str
@@ -72,10 +76,15 @@ class RevocationRegistry:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.healthy = True
+        # Set by start() until the ledger has been read once: a revocation made before this
+        # instance started may be unknown here, so tokens issued up to that second (s) are
+        # refused until then.
+        self._unsynced_since: int | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        self._unsynced_since = self._clock_us() // 1_000_000
         self.sync()
         self._thread = threading.Thread(target=self._run, name="revocation-poll", daemon=True)
         self._thread.start()
@@ -105,6 +114,11 @@ class RevocationRegistry:
                 rows = RevocationRepository(session).changed_since(self._high_water - 5_000_000)
             self.healthy = True
         except SQLAlchemyError as exc:
+            if self._unsynced_since is not None and self.healthy:
+                log.warning(
+                    "revocation ledger unreadable at start-up: tokens issued before start-up"
+                    " are refused until it is read"
+                )
             if self.healthy:
                 log.warning("revocation sync failed: %s", type(exc).__name__)
             self.healthy = False
@@ -119,6 +133,7 @@ class RevocationRegistry:
                 # writer whose clock runs ahead) must not move it past now: later rows from
                 # correct clocks would be missed.
                 self._high_water = max(self._high_water, min(recorded, now))
+        self._unsynced_since = None
         for sub, at in learnt:
             self._allow_recent(sub, at)
 
@@ -229,7 +244,17 @@ class RevocationRegistry:
 
     # -- reads --------------------------------------------------------------------------
 
+    def check_synced(self) -> None:
+        """For /readyz: raises until the ledger has been read once since start-up."""
+        if self._unsynced_since is not None:
+            raise LedgerNotSyncedError()
+
     def is_revoked(self, claims: AccessClaims) -> bool:
+        unsynced_since = self._unsynced_since
+        if unsynced_since is not None and claims.issued_at <= unsynced_since:
+            # Not read since start-up: this token may have been revoked before; refuse it
+            # (a refresh gives one issued after start-up, which this instance can judge).
+            return True
         revoked_at = self._revoked.get(claims.sub)
         if revoked_at is None:
             return False

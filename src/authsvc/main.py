@@ -153,24 +153,25 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.verifier.jwks.prefetch()
+        state.revocations.start()
         reconciler = Periodic(
             "invitation-reconciler",
             state.invitations.reconcile,
             settings.reconcile_interval_seconds,
         )
-        sign_outs = Periodic("cognito-sign-out-retry", state.auth.retry_pending_sign_outs, 5.0)
 
         def start_background() -> None:
-            state.revocations.start()
             state.outbox_worker.start()
             state.audit.start()
             reconciler.start()
-            sign_outs.start()
 
-        # Issue 16: on a database that is not migrated (or not reachable) the workers wait,
-        # instead of each logging the same error every pass.
+        # Issue 16: on a database that is not migrated (or not reachable) these workers wait,
+        # instead of each logging the same error every pass. The revocation poller and the
+        # sign-out retries always run (they guard tokens, and they are quiet on repeat).
         gate = SchemaGate(state.db.engine, start_background)
         gate.open()
+        sign_outs = Periodic("cognito-sign-out-retry", state.auth.retry_pending_sign_outs, 5.0)
+        sign_outs.start()
         # Issue 12: what start-up built lives as long as the process; frozen, the collector's
         # full passes stop walking it (boto3's, pydantic's and SQLAlchemy's objects) while
         # requests are being answered.

@@ -1,8 +1,10 @@
-"""Serve's background workers start once the database schema is at Alembic's head.
+"""The outbox worker, audit writer and invitation reconciler start once the database schema
+is at Alembic's head.
 
 Before issue 16, an instance started on a database that was never migrated (or one it could
-not reach) ran its outbox worker, audit writer, revocation poller and reconciler anyway, and
-each logged the same SQLAlchemy error every pass. Now the workers wait: the start-up check
+not reach) ran them anyway, and each logged the same SQLAlchemy error every pass. (The
+revocation poller and the sign-out retries start regardless: they guard tokens, and they
+log a failure once, not every pass.) Now the workers wait: the start-up check
 (`authsvc serve`, checks.py) says once to run `authsvc migrate`, /readyz answers 503 naming
 `migrations behind`, and this gate re-reads ``alembic_version`` quietly until it is at head.
 """
@@ -34,14 +36,13 @@ class SchemaGate:
         self.reason: str | None = None
 
     def open(self) -> None:
-        """Start the workers now when the schema is at head (as before: the revocation
-        ledger is read before the first request); otherwise wait for it in a thread."""
+        """Start the workers now when the schema is at head; otherwise wait in a thread."""
         if self._ready():
             self._open()
             return
         log.info(
-            "background workers (outbox, audit, revocation sync, reconciler) wait for the"
-            " database: %s",
+            "background workers (outbox delivery, audit writer, invitation reconciler) wait"
+            " for the database: %s",
             self.reason,
         )
         self._thread = threading.Thread(target=self._run, name="schema-gate", daemon=True)

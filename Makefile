@@ -14,7 +14,7 @@ PORT ?= 8000
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 
-.PHONY: help install install-test run serve test lint fmt bench openapi clean browser
+.PHONY: help install install-test run serve test lint fmt bench openapi openapi-json clean browser
 
 help:
 	@echo "make run     start authsvc dev (embedded Cognito emulator, SQLite, dev outbox) on http://$(HOST):$(PORT)/docs"
@@ -53,7 +53,7 @@ fmt: install-test
 	$(BIN)/ruff check --fix --quiet src tests migrations bench || true
 	$(BIN)/ruff format --quiet src tests migrations bench
 
-test: lint
+test: lint clients/ts/node_modules/.package-lock.json
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # tests/federation runs oidc-provider (npm) as Cognito's hosted UI: installed into a
@@ -63,6 +63,10 @@ test: $(FEDERATION_OP)/node_modules/.installed
 $(FEDERATION_OP)/node_modules/.installed: $(FEDERATION_OP)/package-lock.json
 	cd $(FEDERATION_OP) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# The TypeScript client's tools (tests/frontend/test_clients.py), as pinned by package-lock.json.
+clients/ts/node_modules/.package-lock.json: clients/ts/package.json clients/ts/package-lock.json
+	cd clients/ts && npm ci --no-audit --no-fund
 
 # tests/spa/test_browser.py drives headless Chromium through Selenium, with the browser and
 # driver from Debian (Selenium Manager never downloads one). Without them that test skips on
@@ -90,5 +94,36 @@ bench: install-test
 openapi: install
 	@$(BIN)/authsvc openapi
 
+# The committed docs/openapi.json (tests/test_openapi.py fails when it drifts from the app).
+openapi-json: install
+	$(BIN)/authsvc openapi > docs/openapi.json
+
 clean:
 	rm -rf $(VENV) .authsvc .pytest_cache .ruff_cache build *.egg-info src/*.egg-info
+
+# Issue 16 (deployment). `docker compose config` validates docker-compose.yml where the compose
+# plugin exists; tests/test_infra.py checks its structure everywhere.
+.PHONY: compose-config lambda-package
+test: compose-config
+compose-config:
+	@if docker compose version >/dev/null 2>&1; then \
+		AUTHSVC_SECRET_KEY=compose-config-check-key \
+			docker compose -f docker-compose.yml --profile local config --quiet \
+			&& echo "docker compose config: docker-compose.yml is valid"; \
+	else \
+		echo "docker compose is not installed: docker-compose.yml is checked by tests/test_infra.py"; \
+	fi
+
+# The AWS Lambda package (README, "Serverless"): authsvc, mangum and their Linux wheels for the
+# function's runtime, and the migrations, in build/authsvc-lambda.zip.
+LAMBDA_PYTHON ?= 3.12
+LAMBDA_PLATFORM ?= manylinux2014_x86_64
+lambda-package: | $(BIN)/python
+	rm -rf build/lambda build/wheels build/authsvc-lambda.zip
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir build/wheels .
+	$(BIN)/python -m pip install --quiet --target build/lambda --implementation cp \
+		--python-version $(LAMBDA_PYTHON) --platform $(LAMBDA_PLATFORM) --only-binary=:all: \
+		build/wheels/authsvc-*.whl 'mangum>=0.17'
+	cp -r migrations build/lambda/migrations
+	cd build/lambda && ../../$(BIN)/python -m zipfile -c ../authsvc-lambda.zip *
+	@echo "build/authsvc-lambda.zip"

@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None
     readiness_cache_seconds: float = Field(default=5.0, ge=1, le=300)
 
+    # API docs (issue 13): /docs, /redoc and /openapi.json, served from the package (no CDN).
+    docs: bool = True
+
     # Dev mode (set by `authsvc dev`, never from the environment in production)
     dev_mode: bool = False
 

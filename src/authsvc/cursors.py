@@ -10,6 +10,9 @@ from datetime import UTC, datetime
 
 from authsvc import errors
 
+# Every cursor is base64url without padding: the query parameter says so (and checks it).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+
 
 def aware(value: datetime) -> datetime:
     """SQLite gives naive datetimes back; every stored time is UTC."""
@@ -29,4 +32,4 @@ def decode(cursor: str) -> tuple[datetime, uuid.UUID]:
             raise ValueError("cursor parts must be strings")
         return aware(datetime.fromisoformat(at)), uuid.UUID(id)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError, AttributeError):
-        raise errors.ValidationError("The cursor is not valid.") from None
+        raise errors.InvalidCursorError() from None

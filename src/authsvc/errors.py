@@ -32,6 +32,19 @@ class ValidationError(AuthSvcError):
     status, code, title = 422, "validation_error", "Validation failed"
     default_detail = "The request is not valid."
 
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        loc: list[str | int] | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(detail, headers=headers, extra=extra)
+        # Every validation_error carries errors[], like the schema's own (issue 13).
+        issue = {"loc": list(loc or ["body"]), "msg": self.detail, "type": "value_error"}
+        self.extra.setdefault("errors", [issue])
+
 
 class InvalidPasswordError(AuthSvcError):
     status, code, title = 422, "invalid_password", "Password does not meet the policy"
@@ -99,6 +112,14 @@ class InvalidInvitationError(AuthSvcError):
     default_detail = "The invitation is unknown, already used, revoked or expired."
 
 
+class InvalidCursorError(AuthSvcError):
+    """A well-formed cursor the server did not issue (or can no longer use): like an unknown
+    token, no schema can tell it from a good one, so it is not a validation_error."""
+
+    status, code, title = 400, "invalid_cursor", "Invalid cursor"
+    default_detail = "The cursor is unknown or expired: start again from the first page."
+
+
 class NotFoundError(AuthSvcError):
     status, code, title = 404, "not_found", "Not found"
     default_detail = "The resource does not exist."
@@ -114,7 +135,12 @@ class RateLimitedError(AuthSvcError):
     default_detail = "Too many requests; retry later."
 
     def __init__(self, retry_after: int, detail: str | None = None) -> None:
-        super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))})
+        wait = max(1, retry_after)
+        # The detail says how long to wait, in words as well as in Retry-After.
+        when = f"Retry in {wait} second{'s' if wait != 1 else ''}."
+        base = (detail or "Too many requests.").rstrip()
+        base = base.removesuffix(" retry later.").removesuffix("; retry later.").rstrip(";,.")
+        super().__init__(f"{base}. {when}", headers={"Retry-After": str(wait)})
 
 
 class UpstreamUnavailableError(AuthSvcError):
@@ -155,6 +181,7 @@ ALL_ERRORS: tuple[type[AuthSvcError], ...] = (
     InvalidSessionError,
     InvalidCurrentPasswordError,
     InvalidInvitationError,
+    InvalidCursorError,
     NotFoundError,
     ConflictError,
     RateLimitedError,

@@ -10,9 +10,9 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
-from authsvc import problems
+from authsvc import docs, problems
+from authsvc import openapi as api_document
 from authsvc.admin.endpoints import router as admin_router
 from authsvc.admin.service import AdminService
 from authsvc.audit.endpoints import router as audit_router
@@ -26,6 +26,7 @@ from authsvc.cognito.gateway import CognitoGateway
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings, serve_settings
+from authsvc.cors import ALLOWED_HEADERS, ALLOWED_METHODS, ProblemCORSMiddleware
 from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
 from authsvc.directory.endpoints import router as directory_router
@@ -189,16 +190,26 @@ def create_app(
 
     app = FastAPI(
         title="authsvc",
-        version="1.0.0",
+        version=api_document.package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        # /docs and /redoc come from the package (docs.py); AUTHSVC_DOCS=false: none at all.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.docs else None,
+        generate_unique_id_function=api_document.operation_id,
+        # No empty 307 for a trailing slash: a 404 problem names the route (problems.py).
+        redirect_slashes=False,
     )
     app.state.authsvc = state
     problems.install(app)
+    if settings.docs:
+        docs.install(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problems.complete_document(FastAPI.openapi(app))
+            document = api_document.finish(FastAPI.openapi(app))
+            app.openapi_schema = problems.complete_document(document)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -221,21 +232,16 @@ def create_app(
             from authsvc.dev.hosted_ui import mount_hosted_ui
 
             mount_hosted_ui(app, state)  # stand-in for Cognito's /oauth2/* (no hosted UI in moto)
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials=True,
-            allow_methods=["GET", "POST", "PATCH", "PUT", "DELETE"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                "X-CSRF",
-                "X-Token-Transport",
-                "X-Request-ID",
-            ],
-            max_age=600,
-        )
+    # Always on, even with no origin listed: a refused preflight is then a problem document
+    # naming AUTHSVC_CORS_ORIGINS, not a bare 405 (cors.py). No Origin header: no work.
+    app.add_middleware(
+        ProblemCORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=ALLOWED_METHODS,
+        allow_headers=ALLOWED_HEADERS,
+        max_age=600,
+    )
     app.add_middleware(
         AuthSvcMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -59,7 +59,11 @@ def _problem(
             "detail": detail,
             "code": code,
             "request_id": request_id,
-        }
+        },
+        # Byte for byte like problems.problem_response (JSONResponse's rendering).
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ":"),
     ).encode()
     headers = [
         (b"content-type", b"application/problem+json"),

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Mount
 
 from authsvc import db, errors
 
@@ -90,16 +93,43 @@ def render_error(request: Request | None, exc: errors.AuthSvcError) -> JSONRespo
     )
 
 
+# A field name a client sent is echoed in `loc` only when it is short and printable
+# (issue 11): anything else could flood a log or a terminal that shows the problem.
+_MAX_ECHOED_NAME = 64
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+REDACTED_NAME = "<field name not shown>"
+
+
+def _safe_loc_part(part: object) -> str | int:
+    if isinstance(part, int):
+        return part
+    text = str(part)
+    if len(text) > _MAX_ECHOED_NAME or _UNPRINTABLE.search(text):
+        return REDACTED_NAME
+    return text
+
+
+def _issue_message(raw_loc: tuple[Any, ...], msg: str, kind: str) -> str:
+    if kind == "json_invalid":
+        return "The body is not valid JSON."
+    # attributes: {"custom:x": ...} fails the key pattern; say what to send instead.
+    names = [part for part in raw_loc if isinstance(part, str)]
+    if "attributes" in names and any(part.startswith("custom:") for part in names):
+        return "Send custom attributes without the `custom:` prefix (e.g. `test_attribute1`)."
+    return msg
+
+
 def _validation_issues(exc: RequestValidationError) -> list[dict[str, Any]]:
     # Only loc/msg/type: pydantic's ``input`` and ``ctx`` can echo a password back.
     issues = []
     for err in exc.errors():
-        loc = [part if isinstance(part, int) else str(part) for part in err.get("loc", ())]
-        msg = str(err.get("msg", "invalid"))
+        raw_loc = tuple(err.get("loc", ()))
+        loc = [_safe_loc_part(part) for part in raw_loc]
         kind = str(err.get("type", "value_error"))
-        if kind == "json_invalid":
-            msg = "The body is not valid JSON."
+        msg = _issue_message(raw_loc, str(err.get("msg", "invalid")), kind)
         issues.append({"loc": loc, "msg": msg, "type": kind})
+    if not issues:  # `errors[]` is always there, and never empty
+        issues.append({"loc": ["body"], "msg": "The request is not valid.", "type": "value_error"})
     return issues
 
 
@@ -153,6 +183,43 @@ def allowed_methods(request: Request) -> list[str]:
     return sorted(methods)
 
 
+def _is_mount(route: Any) -> bool:
+    # Newer FastAPI wraps routes in a RouteContext (routes_at): look at the route inside.
+    return isinstance(getattr(route, "original_route", route), Mount)
+
+
+def _static_folder(request: Request) -> Response | None:
+    """A browser asking for a mounted folder without its slash (``/dev/spa``) is sent to it:
+    a 308 that says where, never an empty 307."""
+    path: str = request.scope["path"]
+    if request.method not in ("GET", "HEAD") or path.endswith("/"):
+        return None
+    if not any(_is_mount(route) for route in routes_at(request.app, path + "/")):
+        return None
+    target = path + "/" + (f"?{request.url.query}" if request.url.query else "")
+    return PlainTextResponse(f"Moved to {target}\n", status_code=308, headers={"Location": target})
+
+
+def _no_route_detail(request: Request) -> str:
+    """What to do about a path no route serves: where the docs are, and the route meant
+    when only a trailing slash is off (named by its template: the raw path is not echoed)."""
+    docs = " The API is described at /docs." if request.app.openapi_url else ""
+    path: str = request.scope["path"]
+    if path == "/":
+        return "This is the authsvc API; nothing is served at /." + docs
+    other = path.rstrip("/") if path.endswith("/") else path + "/"
+    for route in routes_at(request.app, other):
+        template = (
+            route.path
+            if _is_mount(route)
+            else getattr(route, "path_format", None) or getattr(route, "path", "")
+        )
+        if path.endswith("/"):
+            return f"No route here: drop the trailing slash ({template}).{docs}"
+        return f"No route here: add a trailing slash ({template}/).{docs}"
+    return "No route serves this path." + docs
+
+
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
@@ -167,6 +234,18 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
                     {"loc": ["body"], "msg": "The body is not valid JSON.", "type": "json_invalid"}
                 ]
             },
+        )
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        folder = _static_folder(request)
+        if folder is not None:
+            return folder
+        return problem_response(
+            request,
+            status=404,
+            code="not_found",
+            title="Not found",
+            detail=_no_route_detail(request),
+            headers=dict(exc.headers or {}),
         )
     code, title = _HTTP_CODES.get(exc.status_code, ("http_error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
@@ -253,12 +332,73 @@ def _documented_codes(entry: dict[str, Any]) -> list[str]:
     return [code.strip() for code in rest.partition("`")[0].split(",") if code.strip()]
 
 
+def _known_problems() -> dict[str, tuple[int, str, str]]:
+    """Every code the service answers -> (status, title, default detail), from the error
+    classes themselves (and the HTTP layer's table), so examples cannot drift from them."""
+    known = {code: (status, title, title + ".") for status, (code, title) in _HTTP_CODES.items()}
+    known["payload_too_large"] = (413, "Payload too large", "The body is larger than 65536 bytes.")
+    known["unsupported_media_type"] = (
+        415,
+        "Unsupported media type",
+        "Send the body as application/json.",
+    )
+    pending: list[type[errors.AuthSvcError]] = [errors.AuthSvcError]
+    while pending:
+        kind = pending.pop()
+        pending.extend(kind.__subclasses__())
+        known[kind.code] = (kind.status, kind.title, kind.default_detail)
+    return known
+
+
+_EXAMPLE_REQUEST_ID = "5f0c6b1e9a3d4c2b8e7f6a5d4c3b2a19"
+
+
+def problem_example(code: str, status: int) -> dict[str, Any]:
+    """The problem document a client really gets for ``code`` (default detail)."""
+    known = _known_problems()
+    if code not in known or known[code][0] != status:
+        raise ValueError(f"no {status} problem with code {code!r}: document the real ones")
+    _, title, detail = known[code]
+    if code == "rate_limited":
+        detail = errors.RateLimitedError(60).detail
+    example: dict[str, Any] = {
+        "type": f"urn:authsvc:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": _EXAMPLE_REQUEST_ID,
+    }
+    if code == "validation_error":
+        example["detail"] = "The request is not valid; see errors."
+        example["errors"] = [{"loc": ["body", "email"], "msg": "Field required", "type": "missing"}]
+    return example
+
+
+def _with_examples(status: int, entry: dict[str, Any]) -> None:
+    content = entry.get("content", {})
+    media = content.get(PROBLEM_MEDIA_TYPE)
+    if media is None:
+        return
+    # Problems are application/problem+json only (a `model=` adds an application/json twin).
+    for other in [name for name in content if name != PROBLEM_MEDIA_TYPE]:
+        del content[other]
+    codes = _documented_codes(entry)
+    if not codes:
+        return
+    media.pop("example", None)
+    examples = media.setdefault("examples", {})
+    for code in codes:  # a route's own example (e.g. /readyz's, with `checks`) stays
+        examples.setdefault(code, {"summary": code, "value": problem_example(code, status)})
+
+
 def complete_document(document: dict[str, Any]) -> dict[str, Any]:
     """Add what every route can answer but no route declares (idempotent).
 
     - 400/413/415 problems on every method that can carry a body (the middleware's checks);
     - FastAPI's default 422 (``HTTPValidationError``, application/json) replaced by the
-      problem document it really is.
+      problem document it really is, and its schemas dropped;
+    - every problem response application/problem+json only, with one real example per code.
     """
     for path_item in document.get("paths", {}).values():
         for method, operation in path_item.items():
@@ -271,5 +411,11 @@ def complete_document(document: dict[str, Any]) -> dict[str, Any]:
                 for status, code in _TRANSPORT_PROBLEMS:
                     codes = _documented_codes(answers.get(str(status), {}))
                     answers[str(status)] = _problem_entry(status, [*codes, code])
+            for status_text, entry in answers.items():
+                if status_text.isdigit() and int(status_text) >= 400:
+                    _with_examples(int(status_text), entry)
             operation["responses"] = dict(sorted(answers.items()))
+    schemas = document.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
     return document

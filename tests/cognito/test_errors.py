@@ -68,8 +68,8 @@ EXPECTED: dict[tuple[str | None, str], tuple[type[errors.AuthSvcError], int, str
     ("confirm_sign_up", "UserNotFoundException"): (errors.InvalidCodeError, 400, "invalid_code"),
     ("confirm_sign_up", "NotAuthorizedException"): (
         cognito_errors.UserAlreadyConfirmedError,
-        400,
-        "invalid_code",
+        409,
+        "conflict",
     ),
     ("confirm_forgot_password", "UserNotFoundException"): (
         errors.InvalidCodeError,
@@ -87,7 +87,7 @@ EXPECTED: dict[tuple[str | None, str], tuple[type[errors.AuthSvcError], int, str
         "invalid_current_password",
     ),
     # a cursor whose pagination token Cognito refuses is the client's mistake
-    ("list_users", "InvalidToken"): (errors.ValidationError, 422, "validation_error"),
+    ("list_users", "InvalidToken"): (errors.InvalidCursorError, 400, "invalid_cursor"),
     ("list_users", "InvalidParameterException"): (errors.ValidationError, 422, "validation_error"),
     (None, "UserNotFoundException"): (cognito_errors.UnknownUserError, 404, "not_found"),
     (None, "UsernameExistsException"): (cognito_errors.AccountExistsError, 409, "conflict"),

@@ -101,7 +101,7 @@ RESPONSES: dict[str, tuple[Request, int]] = {
         lambda c, u, a, o: c.post("/v1/auth/sign-out", headers=signed_in_user(c, o)[1].bearer),
         204,
     ),
-    "307 redirect": (lambda c, u, a, o: c.get("/v1/me/", follow_redirects=False), 307),
+    "404 trailing slash": (lambda c, u, a, o: c.get("/v1/me/", follow_redirects=False), 404),
     "400 problem": (
         lambda c, u, a, o: c.post(
             "/v1/auth/sign-up/confirm", json={"email": new_email(), "code": "000000"}

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
+from schemathesis.openapi.checks import RejectedPositiveData
 from schemathesis.python import asgi as schemathesis_asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -196,40 +197,73 @@ def _bearer(target: Target, case: Any) -> str:
     return target.admin.access_token if _is_admin(operation) else target.user.access_token
 
 
-# positive_data_acceptance ("schema-valid input is accepted") cannot hold where validity
-# depends on a secret or on state the document cannot describe. It stays on for every other
-# operation, and every other check stays on for these.
-_CURSOR = "the cursor is opaque: only one the server issued decodes (422 otherwise)"
-_POLICY = "the password policy is the pool's, read at run time (422 invalid_password)"
-_POSITIVE_DATA_UNTESTABLE = {
+# Every check runs on every operation (`--checks all`), positive_data_acceptance included:
+# a request the document calls valid is accepted. The one exception: a refusal for a reason
+# no schema can state (a wrong code, an unknown session or token, a password rule beyond
+# length). Each operation lists the (status, code) of those it may answer, and none of them is
+# ever validation_error — a validation_error for schema-valid data is a gap in the document.
+_WRONG_CODE = {(400, "invalid_code"), (400, "expired_code")}
+_POLICY = {(422, "invalid_password")}  # upper case, digit, symbol: the pool's, beyond length
+_UNSTATABLE_REFUSALS: dict[str, set[tuple[int, str]]] = {
     "POST /v1/auth/sign-up": _POLICY,
-    "POST /v1/auth/sign-up/confirm": "a guessed code is refused (400 invalid_code)",
-    "POST /v1/auth/challenge": (
-        "the session comes from sign-in: a made-up one is 400; and which of new_password"
-        " and code is required depends on `challenge` (422), which the body schema leaves open"
-    ),
-    "POST /v1/auth/password/reset": "a guessed code is refused (400); " + _POLICY,
-    "POST /v1/me/password": "a guessed current password is refused (400); " + _POLICY,
-    "PATCH /v1/me": "custom attributes and which are required (null clears) are the pool's (422)",
-    "POST /v1/me/mfa/totp/verify": "a guessed TOTP code is refused (400 invalid_code)",
-    "DELETE /v1/me/mfa/totp": "a guessed current_password is refused (400, issue 11)",
-    "POST /v1/invitations": "groups must exist in the pool (422 unknown group)",
-    "GET /v1/invitations": _CURSOR,
-    "POST /v1/invitations/lookup": "a guessed token is refused (400 invalid_invitation)",
-    "POST /v1/invitations/accept": "a guessed token is refused (400); " + _POLICY,
-    "GET /v1/admin/users": _CURSOR,
-    "PATCH /v1/admin/users/{username}": (
-        "custom attributes and which are required (null clears) are the pool's (422)"
-    ),
+    "POST /v1/auth/sign-up/confirm": _WRONG_CODE,
+    "POST /v1/auth/challenge": {(400, "invalid_session"), *_WRONG_CODE, *_POLICY},
+    "POST /v1/auth/password/reset": _WRONG_CODE | _POLICY,
+    "POST /v1/me/password": {(400, "invalid_current_password"), *_POLICY},
+    "POST /v1/me/mfa/totp/verify": _WRONG_CODE,
+    "POST /v1/invitations/lookup": {(400, "invalid_invitation")},
+    "POST /v1/invitations/accept": {(400, "invalid_invitation"), *_POLICY},
+    # Issue 11: TOTP off needs a recent sign-in or the current password; a guessed one is
+    # refused like change-password's.
+    "DELETE /v1/me/mfa/totp": {(400, "invalid_current_password")},
     "POST /v1/admin/users/{username}/password": _POLICY,
-    "GET /v1/admin/audit-events": _CURSOR,
+    # A well-formed cursor the server never issued: like an unknown token.
+    "GET /v1/invitations": {(400, "invalid_cursor")},
+    "GET /v1/admin/users": {(400, "invalid_cursor")},
+    "GET /v1/admin/audit-events": {(400, "invalid_cursor")},
+}
+# Known gaps, still answered validation_error (listed so that they stay visible, each with what
+# the document would need): the pool's custom attributes and groups are read at run time.
+_KNOWN_GAPS: dict[str, str] = {
+    "POST /v1/auth/sign-up": "the pool's custom attributes (names and writability)",
+    "POST /v1/invitations/accept": "the pool's custom attributes (names and writability)",
+    "PATCH /v1/me": "the pool's custom attributes and which are required (null clears)",
+    "PATCH /v1/admin/users/{username}": "the pool's custom attributes and which are required",
+    "POST /v1/invitations": "groups must exist in the pool",
 }
 
 
+def _challenge_is_a_union() -> bool:
+    """Issue 10 makes the challenge body a union on `challenge` (which of new_password and
+    code is required): until then a body without the one its challenge needs is refused with
+    validation_error, which the document cannot express."""
+    request = _DOC_APP.openapi()["components"]["schemas"].get("ChallengeRequest", {})
+    return "oneOf" in request or "discriminator" in request
+
+
+def _accepts_positive_data(ctx: Any, response: Any, case: Any) -> bool | None:
+    try:
+        return positive_data_acceptance(ctx, response, case)
+    except RejectedPositiveData:
+        label = case.operation.label
+        code = response.json().get("code")
+        refusal = (response.status_code, code)
+        if refusal in _UNSTATABLE_REFUSALS.get(label, set()):
+            assert code != "validation_error"
+            return None
+        if code == "validation_error" and label in _KNOWN_GAPS:
+            return None
+        challenge = label == "POST /v1/auth/challenge"
+        if code == "validation_error" and challenge and not _challenge_is_a_union():
+            return None
+        raise
+
+
 def _excluded_checks(case: Any) -> list[Any]:
-    if case.operation.label in _POSITIVE_DATA_UNTESTABLE:
-        return [positive_data_acceptance]
-    return []
+    return [positive_data_acceptance]
+
+
+_ADDITIONAL_CHECKS = [_accepts_positive_data]
 
 
 # derandomize: the same cases on every run (a CI failure reproduces locally); no example
@@ -280,7 +314,10 @@ def test_api_conforms_to_its_document(case: Any, target: Target) -> None:
         if _is_admin(case.operation):
             _point_at_real_resources(case, target)
     response = case.call_and_validate(
-        session=target.session, headers=headers, excluded_checks=_excluded_checks(case)
+        session=target.session,
+        headers=headers,
+        excluded_checks=_excluded_checks(case),
+        additional_checks=_ADDITIONAL_CHECKS,
     )
     if headers:
         target.answered.setdefault(case.operation.label, set()).add(response.status_code)
@@ -311,7 +348,9 @@ def test_protected_routes_without_a_token(case: Any, target: Target) -> None:
     """No token: 401 `not_authenticated`, as documented."""
     case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
     response = case.call_and_validate(
-        session=target.session, excluded_checks=_excluded_checks(case)
+        session=target.session,
+        excluded_checks=_excluded_checks(case),
+        additional_checks=_ADDITIONAL_CHECKS,
     )
     if not _refused_before_auth(case, response):
         assert response.status_code == 401, response.text
@@ -326,6 +365,7 @@ def test_admin_routes_refuse_a_member(case: Any, target: Target) -> None:
         session=target.session,
         headers={"Authorization": f"Bearer {target.user.access_token}"},
         excluded_checks=_excluded_checks(case),
+        additional_checks=_ADDITIONAL_CHECKS,
     )
     if _refused_before_auth(case, response):
         return

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from authsvc import errors
+from authsvc import cursors, errors
 from authsvc.admin import schemas
 from authsvc.admin.service import AdminService
 from authsvc.dependencies import AdminUser, AuditDep, RequestContextDep, StateDep
@@ -38,7 +38,7 @@ def _done() -> Response:
         " `disabled`. With both, Cognito filters by email and authsvc by status, so a page"
         " may hold fewer than `limit` users while `next_cursor` is set."
     ),
-    responses=responses(*_ADMIN, *_UPSTREAM),
+    responses=responses(*_ADMIN, *_UPSTREAM, errors.InvalidCursorError),
 )
 def list_users(
     _admin: AdminUser,
@@ -46,7 +46,7 @@ def list_users(
     email_prefix: Annotated[schemas.EmailPrefix | None, Query()] = None,
     status_: Annotated[schemas.UserStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=4096)] = None,
+    cursor: Annotated[str | None, Query(max_length=4096, pattern=cursors.CURSOR_PATTERN)] = None,
 ) -> schemas.AdminUserPage:
     return admin_service.list_users(
         email_prefix=email_prefix, status=status_, limit=limit, cursor=cursor

@@ -47,7 +47,7 @@ def decode_cursor(cursor: str) -> str:
             raise ValueError
         return token
     except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
-        raise errors.ValidationError("The cursor is not valid.") from None
+        raise errors.InvalidCursorError() from None
 
 
 class AdminService:

@@ -22,7 +22,7 @@ ActionName = Annotated[str, Query(pattern=r"^[a-z_]{1,64}$")]
     response_model=schemas.AuditEventPage,
     summary="The audit log, newest first",
     description="Events are written within a fraction of a second of the action.",
-    responses=responses(*_ADMIN),
+    responses=responses(*_ADMIN, errors.InvalidCursorError),
 )
 def list_audit_events(
     _admin: AdminUser,
@@ -34,7 +34,7 @@ def list_audit_events(
     since: Timestamp | None = None,
     until: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=cursors.CURSOR_PATTERN)] = None,
 ) -> schemas.AuditEventPage:
     audit.flush()  # an admin reading the log sees what just happened
     after = cursors.decode(cursor) if cursor else None

@@ -83,7 +83,9 @@ def sign_up(
     response_model=None,
     responses={
         200: {"model": PasswordResetRequired, "description": "Confirmed; set a new password"},
-        **responses(errors.InvalidCodeError, errors.ExpiredCodeError, *_UPSTREAM),
+        **responses(
+            errors.InvalidCodeError, errors.ExpiredCodeError, errors.ConflictError, *_UPSTREAM
+        ),
     },
 )
 def confirm_sign_up(

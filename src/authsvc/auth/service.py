@@ -404,7 +404,7 @@ class AuthService:
     # -- helpers ------------------------------------------------------------------------
 
     def tokens_from(
-        self, response: dict[str, Any], started: int, *, email: str
+        self, response: dict[str, Any], started: int, *, email: str = ""
     ) -> TokenResult | ChallengeResult:
         """Turn a Cognito auth response obtained by another flow (invitations) into a result."""
         return self._result(response, started, email=email, username=email)

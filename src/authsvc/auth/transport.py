@@ -71,4 +71,7 @@ def check_csrf(request: Request, settings: Settings) -> None:
         raise errors.ForbiddenError("Cookie requests need the X-CSRF: 1 header.")
     origin = request.headers.get("origin")
     if not origin or origin.rstrip("/") not in settings.allowed_origins:
-        raise errors.ForbiddenError("This origin may not use the refresh cookie.")
+        raise errors.ForbiddenError(
+            "This origin may not use the refresh cookie: the server lists the origins that may"
+            " in AUTHSVC_CORS_ORIGINS."
+        )

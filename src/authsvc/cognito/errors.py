@@ -36,8 +36,12 @@ class PasswordResetRequiredError(errors.AuthSvcError):
     default_detail = "The password must be reset: use the forgot-password flow."
 
 
-class UserAlreadyConfirmedError(errors.InvalidCodeError):
-    """Confirming an already confirmed user; reads like any bad code."""
+class UserAlreadyConfirmedError(errors.ConflictError):
+    """Confirming an already confirmed user. Cognito itself says so to anyone who calls
+    ConfirmSignUp with the (public) app client id, so hiding it here would protect nothing
+    and only leave the user guessing (issue 13)."""
+
+    default_detail = "This sign-up is already confirmed: sign in."
 
 
 class PerUserLimitError(errors.UpstreamUnavailableError):
@@ -83,7 +87,7 @@ TABLE: dict[tuple[str | None, str], Factory] = {
     # change password: wrong current password is not a sign-out
     ("change_password", "NotAuthorizedException"): errors.InvalidCurrentPasswordError,
     # a pagination token the pool refuses came from the client's cursor (moto: InvalidToken)
-    ("list_users", "InvalidToken"): lambda: errors.ValidationError("The cursor is not valid."),
+    ("list_users", "InvalidToken"): errors.InvalidCursorError,
     ("list_users", "InvalidParameterException"): lambda: errors.ValidationError(
         "The cursor or filter is not valid."
     ),

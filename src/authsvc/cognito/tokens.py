@@ -223,7 +223,9 @@ class TokenVerifier:
                 issuer=self.issuer,
                 leeway=self.leeway,
                 options={
-                    "require": ["exp", "iat", "iss", "sub", "token_use", "client_id"],
+                    # client_id is checked below, after token_use: an ID token has none,
+                    # and deserves a better answer than "invalid".
+                    "require": ["exp", "iat", "iss", "sub", "token_use"],
                     "verify_aud": False,
                 },
             )
@@ -231,6 +233,10 @@ class TokenVerifier:
             raise errors.InvalidTokenError("The token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise errors.InvalidTokenError() from exc
+        if payload.get("token_use") == "id":
+            raise errors.InvalidTokenError(
+                "This is an ID token: send the access token (`access_token`) as the bearer."
+            )
         if payload.get("token_use") != "access":
             raise errors.InvalidTokenError("An access token is required.")
         client_id = payload.get("client_id")

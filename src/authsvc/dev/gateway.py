@@ -28,7 +28,11 @@ from typing import Any
 
 from authsvc import errors
 from authsvc.auth.service import mask_email
-from authsvc.cognito.errors import PasswordResetRequiredError, UnknownUserError
+from authsvc.cognito.errors import (
+    PasswordResetRequiredError,
+    UnknownUserError,
+    UserAlreadyConfirmedError,
+)
 from authsvc.cognito.gateway import Attributes, CognitoGateway, from_attribute_list
 from authsvc.cognito.tokens import unverified_claims
 from authsvc.config import Settings
@@ -141,6 +145,12 @@ class DevCognitoGateway(CognitoGateway):
         }
 
     def confirm_sign_up(self, email: str, code: str) -> None:
+        with self._lock:
+            pending = email in self._sign_up
+        if not pending and (self._find(email) or {}).get("UserStatus") == "CONFIRMED":
+            # Cognito answers NotAuthorizedException ("Current status is CONFIRMED"); moto
+            # confirms again without a word.
+            raise UserAlreadyConfirmedError()
         self._check(self._sign_up, email, code)
         super().confirm_sign_up(email, code)
         # Cognito verifies the address it delivered the code to; moto does not.

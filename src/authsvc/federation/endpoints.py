@@ -237,7 +237,6 @@ def native_token(
         "cognito-identity GetId + GetCredentialsForIdentity with the user's ID token as"
         " the login. The values are never logged or audited."
     ),
-    tags=["profile"],
     responses={
         200: {"headers": _TOKEN_HEADERS},
         **responses(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Annotated, Literal
 
 import redis
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel
@@ -16,6 +16,7 @@ from sqlalchemy import text
 from authsvc import errors, metrics, problems
 from authsvc.dependencies import StateDep
 from authsvc.migrate import SchemaBehindError, check_schema
+from authsvc.problems import PROBLEM_MEDIA_TYPE, Problem, problem_example, problem_response
 from authsvc.state import AppState
 
 router = APIRouter(tags=["health"])
@@ -132,6 +133,22 @@ def _checks(state: AppState) -> list[Check]:
     return checks
 
 
+class ReadinessProblem(Problem):
+    """503 `upstream_unavailable`, with one entry per dependency."""
+
+    checks: list[Check]
+
+
+_NOT_READY_EXAMPLE = {
+    **problem_example("upstream_unavailable", 503),
+    "detail": "Not ready: database failed.",
+    "checks": [
+        {"name": "database", "status": "fail", "required": True, "detail": "OperationalError"},
+        {"name": "cognito", "status": "ok", "required": True, "detail": None},
+    ],
+}
+
+
 @router.get(
     "/readyz",
     response_model=Readiness,
@@ -141,13 +158,39 @@ def _checks(state: AppState) -> list[Check]:
         " `AUTHSVC_READINESS_CACHE_SECONDS` (default 5 s) per instance, so probes never spend"
         " the Cognito quota that users need."
     ),
-    responses={503: {"model": Readiness, "description": "A required dependency failed"}},
+    responses={
+        503: {
+            "model": ReadinessProblem,
+            "description": "Problem: `upstream_unavailable`",
+            "content": {
+                PROBLEM_MEDIA_TYPE: {
+                    "schema": {"$ref": "#/components/schemas/ReadinessProblem"},
+                    "examples": {
+                        "upstream_unavailable": {
+                            "summary": "upstream_unavailable",
+                            "value": _NOT_READY_EXAMPLE,
+                        }
+                    },
+                }
+            },
+        }
+    },
 )
-async def readyz(state: StateDep) -> JSONResponse:
+async def readyz(request: Request, state: StateDep) -> JSONResponse:
     checks = await run_in_threadpool(_checks, state)
-    ok = all(c.status == "ok" for c in checks if c.required)
-    body = Readiness(status="ok" if ok else "fail", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+    failed = [c.name for c in checks if c.required and c.status != "ok"]
+    if not failed:
+        return JSONResponse(Readiness(status="ok", checks=checks).model_dump())
+    # Not ready is an error like any other: a problem document (its `checks` say which).
+    return problem_response(
+        request,
+        status=503,
+        code="upstream_unavailable",
+        title=errors.UpstreamUnavailableError.title,
+        detail=f"Not ready: {', '.join(failed)} failed.",
+        headers={"Retry-After": "5"},
+        extra={"checks": [c.model_dump() for c in checks]},
+    )
 
 
 def _metrics_allowed(state: AppState, authorization: str | None) -> None:

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from authsvc import errors
+from authsvc import cursors, errors
 from authsvc.auth import transport
 from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import token_subject
@@ -57,7 +57,7 @@ def create_invitation(
     "",
     response_model=schemas.InvitationPage,
     summary="List invitations, newest first",
-    responses=responses(*_ADMIN),
+    responses=responses(*_ADMIN, errors.InvalidCursorError),
 )
 def list_invitations(
     _admin: AdminUser,
@@ -66,7 +66,7 @@ def list_invitations(
     status_: Annotated[schemas.Status | None, Query(alias="status")] = None,
     email: Annotated[Email | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=cursors.CURSOR_PATTERN)] = None,
 ) -> schemas.InvitationPage:
     return invitations.list(session, status=status_, email=email, limit=limit, cursor=cursor)
 

@@ -15,6 +15,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from authsvc.clihelp import (
+    COMMAND_SETTINGS,
+    DESCRIPTION,
+    CommandParser,
+    Formatter,
+    describe_commands,
+)
+
 
 def _config_error(exc: ValidationError) -> int:
     first = exc.errors()[0]
@@ -200,97 +208,6 @@ def _deliver(_args: argparse.Namespace) -> int:
     return 0
 
 
-DESCRIPTION = """\
-authsvc: a JSON REST account service on Amazon Cognito user pools.
-
-Production: authsvc migrate, then authsvc check-config, then authsvc serve; the first
-administrator comes from authsvc create-admin. Development: authsvc dev (no AWS account).
-Every setting is an environment variable named AUTHSVC_<SETTING>."""
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults after each option's help; descriptions and epilogs kept as written."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        # "(default: None)" or "(default: False)" says nothing: the help says what happens.
-        if action.default is None or action.default is False or action.required:
-            return action.help
-        return super()._get_help_string(action)
-
-
-class _CommandParser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-
-# Settings fields a command reads (None: all of them, which is what every command that
-# builds the app from the environment does). Others read more than Settings: listed too.
-_COMMAND_SETTINGS: dict[str, tuple[str, ...] | None] = {
-    "migrate": (),
-    "openapi": (),
-    "create-admin": (
-        "cognito_region",
-        "cognito_user_pool_id",
-        "cognito_endpoint_url",
-        "cognito_connect_timeout",
-        "cognito_read_timeout",
-        "cognito_max_attempts",
-        "admin_group",
-    ),
-}
-_COMMAND_EXTRA_ENV: dict[str, tuple[str, ...]] = {
-    "dev": (
-        "AUTHSVC_DEV_ADMIN_EMAIL (default: admin@example.com)",
-        "AUTHSVC_DEV_ADMIN_PASSWORD (default: generated, printed in the banner)",
-    ),
-    "migrate": (
-        "AUTHSVC_DATABASE_URL (required unless --database-url is given)",
-        "AUTHSVC_MIGRATIONS_DIR (default: the package's migrations folder)",
-    ),
-    "create-admin": ("AWS credentials: the usual AWS_* variables, profile or role",),
-}
-
-
-def _shown_default(field: str) -> str:
-    from authsvc.config import Settings
-
-    info = Settings.model_fields[field]
-    value = info.get_default(call_default_factory=True)
-    if value is None or value == [] or value == {} or value == "":
-        return "unset"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
-def settings_epilog(command: str) -> str:
-    """The environment variables ``command`` reads, each with its default (generated from
-    Settings, so a new setting is listed without touching this file)."""
-    from authsvc.config import Settings
-
-    fields = _COMMAND_SETTINGS.get(command)
-    names = list(Settings.model_fields) if fields is None else list(fields)
-    names = [name for name in names if name != "dev_mode"]  # never read from the environment
-    lines = [f"  {f'AUTHSVC_{name.upper()}':<46} {_shown_default(name)}" for name in names]
-    lines += [f"  {extra}" for extra in _COMMAND_EXTRA_ENV.get(command, ())]
-    if not lines:
-        return "environment: none read"
-    return "environment variables (default):\n" + "\n".join(lines)
-
-
-def _describe_commands(sub: Any) -> None:
-    """Each command's --help: its one-line summary as description, its settings as epilog."""
-    # argparse keeps each command's `help=` only on these pseudo-actions.
-    summaries = {action.dest: action.help for action in sub._choices_actions}
-    for name, command in sub.choices.items():
-        if command.description is None and summaries.get(name):
-            summary = str(summaries[name])
-            command.description = summary[:1].upper() + summary[1:] + "."
-        if command.epilog is None:
-            command.epilog = settings_epilog(name)
-
-
 def _check_config(_args: argparse.Namespace) -> int:
     from authsvc import checks
 
@@ -307,7 +224,7 @@ def _create_admin(args: argparse.Namespace) -> int:
     if not os.environ.get("AUTHSVC_COGNITO_CLIENT_ID"):
         fixed["cognito_client_id"] = "unused-by-create-admin"
     settings, problems, _ = checks.load_settings(**fixed)
-    needed = set(_COMMAND_SETTINGS["create-admin"] or ())
+    needed = set(COMMAND_SETTINGS["create-admin"] or ())
     relevant = [
         p for p in problems if p.split(":", 1)[0].removeprefix("AUTHSVC_").lower() in needed
     ]
@@ -370,10 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         prog="authsvc",
         description=DESCRIPTION,
         epilog="Run authsvc COMMAND --help for a command's options and the settings it reads.",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     sub = parser.add_subparsers(
-        dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
     )
 
     serve = sub.add_parser("serve", help="run with production settings from the environment")
@@ -442,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     admin.set_defaults(run=_create_admin)
 
-    _describe_commands(sub)
+    describe_commands(sub)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

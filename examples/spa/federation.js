@@ -86,7 +86,16 @@
     signin.appendChild(box);
   }
 
-  const handoff = new URLSearchParams(window.location.hash.slice(1)).get("handoff_code");
+  const back = new URLSearchParams(window.location.hash.slice(1));
+  const handoff = back.get("handoff_code");
   if (handoff) finish(handoff);
-  else buttons();
+  else {
+    if (back.get("error")) {
+      // authsvc sent the browser back with #error=<code>&error_description=… (cancelled at
+      // the provider, an expired sign-in, …): say so, and offer the buttons again.
+      history.replaceState(null, "", window.location.pathname + window.location.search);
+      report(`Sign-in failed: ${back.get("error_description") || back.get("error")}`);
+    }
+    buttons();
+  }
 })();

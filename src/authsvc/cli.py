@@ -104,6 +104,7 @@ def _dev(args: argparse.Namespace) -> int:
 
     from authsvc import logs, migrate
     from authsvc.dev import runner
+    from authsvc.dev.directory import DevDirectoryError
     from authsvc.main import create_app
 
     logs.configure(os.environ.get("AUTHSVC_LOG_LEVEL", "INFO"), json_lines=False)
@@ -111,6 +112,9 @@ def _dev(args: argparse.Namespace) -> int:
         env = runner.start(host=args.host, port=args.port, data_dir=Path(args.data_dir))
     except ValidationError as exc:
         return _config_error(exc)
+    except DevDirectoryError as exc:
+        print(f"authsvc dev: {exc}", file=sys.stderr)
+        return 2
     migrate.upgrade(env.settings.database_url)
     app = create_app(env.settings)
     config = uvicorn.Config(

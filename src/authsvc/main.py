@@ -109,11 +109,16 @@ def build_state(
         else [],
     )
     auth = AuthService(gateway, pool, revocations, sealer, db)
+    if settings.ldap_url:
+        # Directory users sign in through the directory only (README "Corporate directory").
+        auth.password_refused_group = settings.directory_cognito_group
     federation = (
         FederationService(settings, db, cipher, auth, verifier)
         if settings.federation_providers or settings.identity_pool_id
         else None
     )
+    if federation is not None:
+        auth.refresh_revoker = federation.revoke_refresh_token  # sign-out: /oauth2/revoke
     return AppState(
         settings=settings,
         gateway=gateway,

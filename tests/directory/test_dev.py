@@ -96,3 +96,23 @@ def test_seeded_people_sign_in(dev_url: tuple[str, Path]) -> None:
         timeout=30,
     )
     assert wrong.status_code == 401 and wrong.json()["code"] == "invalid_credentials"
+
+
+@pytest.mark.parametrize("slapd", ["/nonexistent/slapd", "/bin/false"])
+def test_without_a_working_slapd_one_clear_line(tmp_path: Path, slapd: str) -> None:
+    """No slapd installed (AUTHSVC_DEV_SLAPD at a path that is not there), or one that
+    fails: `authsvc dev` stops with one line saying what to do, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTHSVC_")}
+    env.update(AUTHSVC_DEV_DIRECTORY="1", AUTHSVC_DEV_SLAPD=slapd, PYTHONUNBUFFERED="1")
+    result = subprocess.run(  # noqa: S603 - fixed arguments
+        [str(AUTHSVC), "dev", "--port", str(_free_port()), "--data-dir", str(tmp_path / "d")],
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr.decode()
+    lines = [line for line in result.stderr.decode().splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr.decode()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("authsvc dev: AUTHSVC_DEV_DIRECTORY=1 needs slapd"), lines

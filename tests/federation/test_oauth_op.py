@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from authsvc.cognito.tokens import JWKSCache
+from authsvc.federation.endpoints import BROWSER_COOKIE
 from authsvc.main import create_app
 from tests.conftest import make_settings
 from tests.federation.conftest import (
@@ -31,6 +32,7 @@ from tests.federation.support import (
     callback,
     follow_until,
     handoff_code,
+    path_of,
     pkce_pair,
     start,
 )
@@ -85,7 +87,13 @@ class TestPublicClient:
         self, cognito, database_url, op: OpenIdProvider
     ) -> None:  # type: ignore[no-untyped-def]
         # An app client without a secret: no Basic auth, client_id in the body.
-        with op_app(cognito, database_url, op, cognito_client_id=PUBLIC_CLIENT_ID) as public:
+        with op_app(
+            cognito,
+            database_url,
+            op,
+            cognito_client_id=PUBLIC_CLIENT_ID,
+            cognito_client_secret=None,  # make_settings gives the pool client's secret
+        ) as public:
             url, nonce = start(public, "google", APP_URI)
             assert f"client_id={PUBLIC_CLIENT_ID}" in url
             back = sign_in_at_op(op, url, login="dora")
@@ -135,7 +143,8 @@ class TestStart:
         assert query["response_type"] == "code"
         assert query["code_challenge_method"] == "S256"
         assert query["redirect_uri"] == CALLBACK_URL
-        assert query["scope"] == "openid email profile"
+        # aws.cognito.signin.user.admin: Cognito's user APIs (/v1/me) refuse tokens without it.
+        assert query["scope"] == "openid email profile aws.cognito.signin.user.admin"
         assert query["client_id"] == op.client_id
         assert len(query["state"]) >= 43 and len(query["code_challenge"]) == 43
         assert "code_verifier" not in query
@@ -341,3 +350,126 @@ class TestOpenApi:
         )
         for code in codes:
             assert f"{code}" in documented, (path, code, documented)
+
+
+class TestBrowserErrors:
+    """A browser back from the hosted UI with a failed sign-in goes back to the app with
+    #error=…; API callers and unknown states keep the problem response."""
+
+    HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+    def browser_callback(self, client: TestClient, url: str, nonce: str | None) -> Any:
+        headers = {**self.HTML, **({"Cookie": f"{BROWSER_COOKIE}={nonce}"} if nonce else {})}
+        return client.get(path_of(url), headers=headers, follow_redirects=False)
+
+    def app_error(self, response: Any) -> dict[str, str]:
+        assert response.status_code == 302, response.text
+        location = response.headers["location"]
+        assert location.startswith(APP_URI + "#"), location
+        assert "handoff_code" not in location and "access_token" not in location
+        assert f"{BROWSER_COOKIE}=" in response.headers["set-cookie"]  # cleared
+        assert response.headers["cache-control"] == "no-store"
+        return {k: v[0] for k, v in parse_qs(urlsplit(location).fragment).items()}
+
+    def test_provider_denied(self, client: TestClient, op: OpenIdProvider) -> None:
+        url, nonce = start(client, "google", APP_URI)
+        back = sign_in_at_op(op, url, deny="1")
+        fragment = self.app_error(self.browser_callback(client, back, nonce))
+        assert fragment["error"] == "provider_denied"
+        assert fragment["error_description"]
+        # The state was used up: the same URL again is an unknown state, and with no app
+        # to return to, a problem response even for a browser.
+        again = self.browser_callback(client, back, nonce)
+        assert_problem(again, 400, "invalid_state")
+
+    def test_another_browser(self, client: TestClient, op: OpenIdProvider) -> None:
+        back, _ = web_flow(client, op)
+        fragment = self.app_error(self.browser_callback(client, back, "someone-elses-cookie"))
+        assert fragment["error"] == "invalid_state"
+
+    def test_code_refused(self, client: TestClient, op: OpenIdProvider) -> None:
+        back, nonce = web_flow(client, op)
+        handoff_code(callback(client, back, nonce), APP_URI)
+        url2, nonce2 = start(client, "google", APP_URI)
+        state2 = parse_qs(urlsplit(url2).query)["state"][0]
+        code1 = parse_qs(urlsplit(back).query)["code"][0]
+        replay = f"{CALLBACK_URL}?{urlencode({'code': code1, 'state': state2})}"
+        fragment = self.app_error(self.browser_callback(client, replay, nonce2))
+        assert fragment["error"] == "invalid_grant"
+
+    def test_forged_state_stays_a_problem(self, client: TestClient) -> None:
+        forged = f"{CALLBACK_URL}?{urlencode({'code': 'x', 'state': 'made-up'})}"
+        assert_problem(self.browser_callback(client, forged, "nonce"), 400, "invalid_state")
+
+    def test_api_caller_gets_the_problem(self, client: TestClient, op: OpenIdProvider) -> None:
+        url, nonce = start(client, "google", APP_URI)
+        back = sign_in_at_op(op, url, deny="1")
+        response = client.get(
+            path_of(back),
+            headers={"Cookie": f"{BROWSER_COOKIE}={nonce}", "Accept": "application/json"},
+            follow_redirects=False,
+        )
+        assert_problem(response, 400, "provider_denied")
+
+
+def upstream_refresh(token: str) -> str:
+    """The provider's own refresh token inside authsvc's (``rt1.<user>.<token>``)."""
+    return token[len("rt1.") :].partition(".")[2] if token.startswith("rt1.") else token
+
+
+class TestSignOut:
+    def op_refresh(self, op: OpenIdProvider, refresh_token: str) -> Any:
+        return httpx.post(
+            f"{op.issuer}/oauth2/token",
+            data={"grant_type": "refresh_token", "refresh_token": refresh_token},
+            auth=(op.client_id, op.client_secret),
+            timeout=10,
+        )
+
+    def session(self, client: TestClient, op: OpenIdProvider, login: str) -> dict[str, Any]:
+        back, nonce = web_flow(client, op, login=login)
+        code = handoff_code(callback(client, back, nonce), APP_URI)
+        tokens = client.post("/v1/auth/federation/exchange", json={"handoff_code": code})
+        assert tokens.status_code == 200, tokens.text
+        body: dict[str, Any] = tokens.json()
+        return body
+
+    def test_sign_out_revokes_the_refresh_token_at_the_provider(
+        self, client: TestClient, op: OpenIdProvider
+    ) -> None:
+        signed_out = self.session(client, op, "erin")
+        kept = self.session(client, op, "frank")
+        bearer = {"Authorization": f"Bearer {signed_out['access_token']}"}
+        response = client.post(
+            "/v1/auth/sign-out", headers=bearer, json={"refresh_token": signed_out["refresh_token"]}
+        )
+        assert response.status_code == 204, response.text
+        refused = self.op_refresh(op, upstream_refresh(signed_out["refresh_token"]))
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+        # Only that session's token: another user's still works at the provider.
+        assert self.op_refresh(op, upstream_refresh(kept["refresh_token"])).status_code == 200
+
+    def test_unreachable_revocation_is_retried(
+        self, cognito, database_url, op: OpenIdProvider
+    ) -> None:  # type: ignore[no-untyped-def]
+        with op_app(cognito, database_url, op, cognito_client_secret=op.client_secret) as app:
+            tokens = self.session(app, op, "gina")
+            state = app.app.state.authsvc  # type: ignore[attr-defined]
+            real_domain = state.federation.settings.federation_domain_url
+            # The revocation endpoint is down during the sign-out...
+            state.federation.settings = state.federation.settings.model_copy(
+                update={"federation_domain_url": "http://127.0.0.1:9"}
+            )
+            bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+            response = app.post(
+                "/v1/auth/sign-out", headers=bearer, json={"refresh_token": tokens["refresh_token"]}
+            )
+            assert response.status_code == 204, response.text
+            upstream = upstream_refresh(tokens["refresh_token"])
+            assert self.op_refresh(op, upstream).status_code == 200  # not revoked yet
+            # ...and back: the queued revocation goes through.
+            state.federation.settings = state.federation.settings.model_copy(
+                update={"federation_domain_url": real_domain}
+            )
+            state.auth.retry_pending_sign_outs()
+            assert self.op_refresh(op, upstream).json()["error"] == "invalid_grant"

@@ -63,7 +63,12 @@ def test_secrets_come_from_secrets_manager(template: dict[str, Any]) -> None:
 def test_client_uses_the_code_flow_only(template: dict[str, Any]) -> None:
     props = template["Resources"]["UserPoolClient"]["Properties"]
     assert props["AllowedOAuthFlows"]["Fn::If"][1] == ["code"]
-    assert props["AllowedOAuthScopes"]["Fn::If"][1] == ["openid", "email", "profile"]
+    assert props["AllowedOAuthScopes"]["Fn::If"][1] == [
+        "openid",
+        "email",
+        "profile",
+        "aws.cognito.signin.user.admin",  # else Cognito refuses these tokens on GetUser (/v1/me)
+    ]
     assert props["CallbackURLs"]["Fn::If"][1] == {"Ref": "FederationCallbackUrls"}
 
 

@@ -252,7 +252,11 @@ def refresh(
     "/sign-out",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Sign out everywhere",
-    description="Revokes the refresh tokens at Cognito and every access token issued so far.",
+    description=(
+        "Revokes the refresh tokens at Cognito and every access token issued so far. With"
+        " federation configured, the session's refresh token (the cookie, or an optional"
+        " `{refresh_token}` body) is also revoked at the hosted UI's `/oauth2/revoke`."
+    ),
     responses=responses(errors.NotAuthenticatedError, errors.InvalidTokenError, *_UPSTREAM),
 )
 def sign_out(
@@ -262,12 +266,15 @@ def sign_out(
     audit: AuditDep,
     ctx: RequestContextDep,
     settings: SettingsDep,
+    body: Annotated[RefreshRequest | None, Body()] = None,
 ) -> Response:
-    cookie = transport.cookie_token(request) is not None
+    cookie_token = transport.cookie_token(request)
+    cookie = cookie_token is not None
     if cookie:
         transport.check_csrf(request, settings)
+    refresh_token = body.refresh_token if body is not None else cookie_token
     with audit.track("signed_out", ctx, actor=claims.sub, target=claims.username):
-        auth.sign_out(claims)
+        auth.sign_out(claims, refresh_token=refresh_token)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     if cookie:
         transport.clear(response)

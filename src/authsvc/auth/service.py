@@ -71,6 +71,14 @@ class AuthService:
         # Refresh tokens another flow issued on its own app client: prefix -> refresh
         # (directory sign-in registers "dir1.").
         self.refresh_routes: dict[str, Callable[[str], TokenResult]] = {}
+        # Members of this Cognito group (the corporate directory's users) sign in only
+        # through the directory: no password sign-in and no password reset for them
+        # (set by create_app when the directory is configured).
+        self.password_refused_group: str | None = None
+        # Revokes one refresh token at the hosted UI's /oauth2/revoke (set by create_app when
+        # federation is configured): True when done or refused for good, False to retry.
+        self.refresh_revoker: Callable[[str], bool] | None = None
+        self._pending_revocations: set[str] = set()
 
     # -- sign-up ------------------------------------------------------------------------
 
@@ -251,6 +259,7 @@ class AuthService:
     def sign_in(self, email: str, password: str) -> TokenResult | ChallengeResult:
         started = self.revocations.started()
         response = self.gateway.sign_in(email, password)
+        self._refuse_directory_member(response)
         return self._result(response, started, email=email, username=email)
 
     def open_challenge(self, request: NewPasswordAnswer | MfaCodeAnswer) -> SealedChallenge:
@@ -278,6 +287,7 @@ class AuthService:
         response = self.gateway.respond_to_challenge(
             request.challenge, sealed.session, sealed.username, answers
         )
+        self._refuse_directory_member(response)
         return self._result(response, started, email=sealed.email, username=sealed.username)
 
     def refresh(self, refresh_token: str) -> TokenResult:
@@ -293,10 +303,28 @@ class AuthService:
         assert isinstance(result, TokenResult)
         return result
 
-    def sign_out(self, claims: AccessClaims) -> None:
+    def sign_out(self, claims: AccessClaims, *, refresh_token: str | None = None) -> None:
         # Revoke here first: whatever Cognito answers next, these tokens are dead.
         self.revocations.revoke(claims.sub)
         self.end_cognito_sessions(claims.username, access_token=claims.token)
+        if refresh_token is not None:
+            self.revoke_refresh_token(refresh_token)
+
+    def revoke_refresh_token(self, refresh_token: str) -> None:
+        """The hosted UI's /oauth2/revoke for this session's refresh token (a federated
+        session's, issued by /oauth2/token), best effort: GlobalSignOut above already ends
+        it at Cognito. A fault queues it for ``retry_pending_sign_outs``."""
+        if self.refresh_revoker is None:
+            return
+        if any(refresh_token.startswith(prefix) for prefix in self.refresh_routes):
+            return  # another app client's token (the directory's): not this client's to revoke
+        try:
+            _, upstream = self._unwrap(refresh_token)
+        except errors.InvalidTokenError:
+            return
+        if not self.refresh_revoker(upstream):
+            with self._pending_lock:
+                self._pending_revocations.add(upstream)
 
     def end_cognito_sessions(self, username: str, *, access_token: str | None = None) -> None:
         """Revoke the user's refresh tokens at Cognito. If Cognito cannot be reached now, the
@@ -328,7 +356,14 @@ class AuthService:
         self.repair_contested()
         with self._pending_lock:
             pending = list(self._pending_sign_outs)
+            revocations = list(self._pending_revocations)
         done = 0
+        for token in revocations:
+            if self.refresh_revoker is not None and not self.refresh_revoker(token):
+                continue
+            with self._pending_lock:
+                self._pending_revocations.discard(token)
+            done += 1
         for username in pending:
             try:
                 self.gateway.admin_user_global_sign_out(username)
@@ -347,6 +382,13 @@ class AuthService:
         self, email: str, *, code_issued: Callable[[], None] | None = None
     ) -> DeliveryResponse:
         """``code_issued`` as for ``resend_code``."""
+        if self._is_directory_member(email):
+            # The directory owns this password: no code is sent, and the answer is the one
+            # every other address gets (so it tells no one who is a directory user).
+            log.info("forgot-password for a directory user: no code sent")
+            if code_issued is not None:
+                code_issued()
+            return delivery_for(email)
         try:
             self.gateway.forgot_password(email)
         except (
@@ -367,6 +409,10 @@ class AuthService:
 
     def reset_password(self, email: str, code: str, new_password: str) -> None:
         self.pool.get().policy.check(new_password)
+        if self._is_directory_member(email):
+            # No code was sent to them (see forgot_password); one issued before they joined
+            # the directory must not set a password either. Reads like a wrong code.
+            raise errors.InvalidCodeError()
         # Resolve the user *before* the reset: once the new password is set, nothing may
         # answer an error (the client would think the reset failed while the old sessions
         # live on). A lookup that fails here fails the request with nothing changed.
@@ -403,10 +449,45 @@ class AuthService:
 
     # -- helpers ------------------------------------------------------------------------
 
+    def _is_directory_member(self, email: str) -> bool:
+        group = self.password_refused_group
+        if not group:
+            return False
+        try:
+            return group in self.gateway.admin_list_groups_for_user(email)
+        except (UnknownUserError, errors.NotFoundError):
+            return False
+
+    def _refuse_directory_member(self, response: dict[str, Any]) -> None:
+        """A directory user's Cognito password is not theirs to use (it is random, or was set
+        behind the directory's back): refuse the tokens exactly like a wrong password. Read
+        from the token Cognito just issued, so sign-in makes no extra call."""
+        group = self.password_refused_group
+        auth = response.get("AuthenticationResult")
+        if not group or not auth:
+            return
+        groups = unverified_claims(auth["AccessToken"]).get("cognito:groups") or []
+        if group not in groups:
+            return
+        # The tokens never leave authsvc; the refresh token is revoked at Cognito all the
+        # same (best effort: the user's directory sessions are left alone, so no global
+        # sign-out). moto has no RevokeToken: there this fails quietly, and the refresh
+        # token is simply never handed out.
+        refresh = auth.get("RefreshToken")
+        if refresh:
+            try:
+                self.gateway.revoke_token(refresh)
+            except errors.AuthSvcError as exc:
+                log.info("revoking a refused directory user's refresh token failed: %s", exc.code)
+        log.info("password sign-in refused for a directory user")
+        raise errors.InvalidCredentialsError()
+
     def tokens_from(
         self, response: dict[str, Any], started: int, *, email: str = ""
     ) -> TokenResult | ChallengeResult:
-        """Turn a Cognito auth response obtained by another flow (invitations) into a result."""
+        """Turn a Cognito auth response obtained by another flow (invitations, federation, the
+        directory) into a result. ``email`` names the user of a challenge; the flows that pass
+        none expect tokens only (a challenge is then an ``upstream_error``)."""
         return self._result(response, started, email=email, username=email)
 
     def _result(

@@ -373,6 +373,14 @@ class CognitoGateway:
     def global_sign_out(self, access_token: str) -> None:
         self._call("global_sign_out", "global_sign_out", AccessToken=access_token)
 
+    def revoke_token(self, refresh_token: str) -> None:
+        """RevokeToken: one refresh token (and the access tokens it issued), not the user's
+        other sessions."""
+        kwargs: dict[str, Any] = {"Token": refresh_token, "ClientId": self.client_id}
+        if self.client_secret:
+            kwargs["ClientSecret"] = self.client_secret
+        self._call("revoke_token", "revoke_token", **kwargs)
+
     # -- password lifecycle -------------------------------------------------------------
 
     def forgot_password(self, email: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import copy
 import secrets
+import subprocess
 from typing import Any
 
 from authsvc.dev import custom_auth
@@ -54,6 +55,10 @@ def provision_directory(client: Any, template: dict[str, Any], pool_id: str) -> 
     return client_id
 
 
+class DevDirectoryError(Exception):
+    """`authsvc dev` could not start its directory: one line for the person at the terminal."""
+
+
 def ensure_group(client: Any, pool_id: str, name: str) -> None:
     groups = {g["GroupName"] for g in _pages(client.list_groups, "Groups", UserPoolId=pool_id)}
     if name not in groups:
@@ -64,7 +69,14 @@ def start_dev_directory(
     client: Any, template: dict[str, Any], pool: ProvisionedPool
 ) -> tuple[Slapd, dict[str, Any]]:
     """slapd seeded with two people, CUSTOM_AUTH routed; the settings that point at them."""
-    directory = Slapd(list(DEV_PEOPLE)).start()
+    try:
+        directory = Slapd(list(DEV_PEOPLE)).start()
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise DevDirectoryError(
+            f"AUTHSVC_DEV_DIRECTORY=1 needs slapd: {reason}"
+            " (or set AUTHSVC_DEV_SLAPD to its path; unset AUTHSVC_DEV_DIRECTORY to run without)"
+        ) from None
     atexit.register(directory.stop)
     client_id = provision_directory(client, template, pool.user_pool_id)
     ensure_group(client, pool.user_pool_id, "engineering")

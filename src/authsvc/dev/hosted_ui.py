@@ -54,6 +54,7 @@ class _Grant:
     given_name: str
     family_name: str
     expires: float
+    provider: str = ""
 
 
 class HostedUiStandIn:
@@ -107,6 +108,14 @@ class HostedUiStandIn:
             )
         except client.exceptions.UsernameExistsException:
             pass
+        # Cognito puts every federated user in the group <pool id>_<provider>: that also
+        # tells the stand-in's users from password accounts (password_account_exists).
+        group = self.federated_group(grant.provider)
+        try:
+            client.create_group(UserPoolId=pool_id, GroupName=group)
+        except client.exceptions.GroupExistsException:
+            pass
+        client.admin_add_user_to_group(UserPoolId=pool_id, Username=grant.email, GroupName=group)
         client.admin_set_user_password(
             UserPoolId=pool_id, Username=grant.email, Password=password, Permanent=True
         )
@@ -127,6 +136,34 @@ class HostedUiStandIn:
             "expires_in": answer["ExpiresIn"],
             "token_type": "Bearer",
         }
+
+    def federated_group(self, provider: str) -> str:
+        return f"{self.state.settings.cognito_user_pool_id}_{provider}"
+
+    def password_account_exists(self, email: str, provider: str) -> bool:
+        """An account with this email that the stand-in did not create for ``provider``."""
+        client = self.state.gateway.client
+        pool_id = self.state.settings.cognito_user_pool_id
+        try:
+            groups = client.admin_list_groups_for_user(UserPoolId=pool_id, Username=email)
+        except client.exceptions.UserNotFoundException:
+            return False
+        names = {g["GroupName"] for g in groups.get("Groups", [])}
+        return self.federated_group(provider) not in names
+
+    def revoke(self, token: str) -> None:
+        """moto has no RevokeToken: end this client's refresh token in the emulator's pool
+        itself (moto runs in this process; ``UserPool.refresh_tokens`` maps a token to its
+        client, user and origin, and None marks a revoked one, as moto's sign_out does)."""
+        from moto.cognitoidp.models import cognitoidp_backends
+
+        settings = self.state.settings
+        for account in list(cognitoidp_backends.keys()):
+            backend = cognitoidp_backends[account][settings.cognito_region]
+            pool = backend.user_pools.get(settings.cognito_user_pool_id)
+            entry = pool.refresh_tokens.get(token) if pool is not None else None
+            if entry is not None and entry[0] == settings.cognito_client_id:
+                pool.refresh_tokens[token] = None
 
 
 def _standin(request: Request) -> HostedUiStandIn:
@@ -223,15 +260,31 @@ async def authorize_choose(request: Request) -> Response:
         given, family, local = people[int(identity)]
     except (ValueError, IndexError):
         return _back(redirect_uri, error="invalid_request", state=state)
+    email = _email(local, provider.kind)
+    if await run_in_threadpool(standin.password_account_exists, email, provider.name):
+        # Cognito would create a separate user (Google_<sub>) beside the password account;
+        # the emulator cannot hold two users with one email (moto wants an email as the
+        # username), so the stand-in refuses, the way Cognito answers when a pre-sign-up
+        # trigger refuses. Never: sign in as, or change, the existing account.
+        return _back(
+            redirect_uri,
+            error="invalid_request",
+            error_description=(
+                f"{email} already has a password account; the dev stand-in does not create"
+                " a second user for it (Cognito would) and never links them"
+            ),
+            state=state,
+        )
     code = standin.issue(
         _Grant(
             challenge=form.get("code_challenge", ""),
             client_id=client_id,
             redirect_uri=redirect_uri,
-            email=_email(local, provider.kind),
+            email=email,
             given_name=given,
             family_name=family,
             expires=time.time() + CODE_TTL_SECONDS,
+            provider=provider.name,
         )
     )
     return _back(redirect_uri, code=code, state=state)
@@ -240,19 +293,10 @@ async def authorize_choose(request: Request) -> Response:
 @router.post("/token")
 async def token(request: Request) -> JSONResponse:
     standin = _standin(request)
-    settings = standin.state.settings
     form = await _form(request)
     if form.get("grant_type") != "authorization_code":
         return _oauth_error("unsupported_grant_type", 400)
-    # Client authentication as Cognito does it: HTTP Basic for a client with a secret.
-    authorization = request.headers.get("authorization", "")
-    if settings.client_secret:
-        expected = base64.b64encode(
-            f"{settings.cognito_client_id}:{settings.client_secret}".encode()
-        ).decode()
-        if not hmac.compare_digest(authorization, f"Basic {expected}"):
-            return _oauth_error("invalid_client", 401)
-    elif form.get("client_id") != settings.cognito_client_id:
+    if not _client_authenticated(request, form, standin):
         return _oauth_error("invalid_client", 401)
     grant = standin.take(form.get("code", ""))
     if grant is None or grant.redirect_uri != form.get("redirect_uri"):
@@ -264,6 +308,32 @@ async def token(request: Request) -> JSONResponse:
         return _oauth_error("invalid_grant", 400)
     tokens = await run_in_threadpool(standin.tokens_for, grant)
     return JSONResponse(tokens, headers={"Cache-Control": "no-store"})
+
+
+@router.post("/revoke")
+async def revoke(request: Request) -> Response:
+    """Cognito's /oauth2/revoke (RFC 7009): 200 whether or not the token was known."""
+    standin = _standin(request)
+    form = await _form(request)
+    if not _client_authenticated(request, form, standin):
+        return _oauth_error("invalid_client", 401)
+    token = form.get("token", "")
+    if not token:
+        return _oauth_error("invalid_request", 400)
+    await run_in_threadpool(standin.revoke, token)
+    return Response(status_code=200, headers={"Cache-Control": "no-store"})
+
+
+def _client_authenticated(request: Request, form: dict[str, str], standin: HostedUiStandIn) -> bool:
+    """Client authentication as Cognito does it: HTTP Basic for a client with a secret."""
+    settings = standin.state.settings
+    authorization = request.headers.get("authorization", "")
+    if settings.client_secret:
+        expected = base64.b64encode(
+            f"{settings.cognito_client_id}:{settings.client_secret}".encode()
+        ).decode()
+        return hmac.compare_digest(authorization, f"Basic {expected}")
+    return form.get("client_id") == settings.cognito_client_id
 
 
 def _oauth_error(error: str, status: int) -> JSONResponse:

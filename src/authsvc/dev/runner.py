@@ -59,11 +59,15 @@ def start(
     }
     directory = None
     if os.environ.get("AUTHSVC_DEV_DIRECTORY", "").lower() in {"1", "true", "yes"}:
-        from authsvc.dev.directory import start_dev_directory
+        from authsvc.dev.directory import DevDirectoryError, start_dev_directory
 
-        directory, directory_values = start_dev_directory(
-            client, load_template(default_template_path()), pool
-        )
+        try:
+            directory, directory_values = start_dev_directory(
+                client, load_template(default_template_path()), pool
+            )
+        except DevDirectoryError:
+            emulator.stop()
+            raise
         values.update(directory_values)
     values.update(federation_defaults(client, pool, host, port))
     if not os.environ.get("AUTHSVC_CORS_ORIGINS"):

@@ -40,6 +40,11 @@ ACTIVE_FILTER = "(!(employeeType=disabled))"
 
 
 def slapd_path() -> str | None:
+    """AUTHSVC_DEV_SLAPD (e.g. Homebrew's .../openldap/libexec/slapd), else PATH, else the
+    usual sbin folders."""
+    override = os.environ.get("AUTHSVC_DEV_SLAPD")
+    if override:
+        return override if os.access(override, os.X_OK) else None
     found = shutil.which("slapd")
     if found:
         return found

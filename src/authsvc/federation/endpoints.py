@@ -38,7 +38,7 @@ from authsvc.federation.schemas import (
     StartRequest,
     StartResponse,
 )
-from authsvc.federation.service import FederationService
+from authsvc.federation.service import CallbackError, FederationService
 from authsvc.problems import responses
 
 router = APIRouter(tags=["federation"])
@@ -123,7 +123,13 @@ def start(
         " with `#handoff_code=…` (one use, 60 s) — never tokens."
     ),
     responses={
-        302: {"description": "To the app, with `#handoff_code=…` in the fragment."},
+        302: {
+            "description": (
+                "To the app, with `#handoff_code=…` in the fragment; or, for a browser"
+                " (`Accept: text/html`) whose sign-in failed after its `state` was found,"
+                " with `#error=<code>&error_description=…`."
+            )
+        },
         **responses(
             InvalidStateError,
             ProviderDeniedError,
@@ -145,21 +151,35 @@ def callback(
     error_description: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> RedirectResponse:
     del error_description  # the provider's prose is not shown: `provider_error` says enough
-    with audit.track("federated_sign_in", ctx, failure_action="federated_sign_in_failed") as event:
-        limits.hit("sign_in_ip", ctx.ip)
-        try:
-            finished = federation.callback(
-                state=state,
-                code=code,
-                error=error,
-                browser_nonce=request.cookies.get(BROWSER_COOKIE),
-            )
-        except errors.AuthSvcError as exc:
-            exc.headers["Set-Cookie"] = _clearing_header()
-            raise
-        event.actor = finished.sub
-        event.target = finished.provider
-        event.detail["provider"] = finished.provider
+    failure: CallbackError | None = None
+    try:
+        with audit.track(
+            "federated_sign_in", ctx, failure_action="federated_sign_in_failed"
+        ) as event:
+            limits.hit("sign_in_ip", ctx.ip)
+            try:
+                finished = federation.callback(
+                    state=state,
+                    code=code,
+                    error=error,
+                    browser_nonce=request.cookies.get(BROWSER_COOKIE),
+                )
+            except CallbackError as exc:
+                failure = exc
+                raise exc.error from None
+            event.actor = finished.sub
+            event.target = finished.provider
+            event.detail["provider"] = finished.provider
+    except errors.AuthSvcError as exc:
+        if failure is not None and _wants_html(request):
+            # A browser back from the hosted UI: to the app, which shows the error, rather
+            # than a JSON page. API callers and unknown states get the problem response.
+            back = RedirectResponse(failure.app_redirect(), status_code=status.HTTP_302_FOUND)
+            back.headers["Set-Cookie"] = _clearing_header()
+            back.headers.update(_NO_STORE)
+            return back
+        exc.headers["Set-Cookie"] = _clearing_header()
+        raise
     redirect = RedirectResponse(finished.redirect_to, status_code=status.HTTP_302_FOUND)
     redirect.delete_cookie(BROWSER_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     redirect.headers.update(_NO_STORE)
@@ -265,6 +285,10 @@ async def aws_credentials(
         session_token=creds.session_token,
         expiration=creds.expiration,
     )
+
+
+def _wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
 
 
 def _clearing_header() -> str:

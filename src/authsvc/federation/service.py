@@ -54,7 +54,10 @@ from authsvc.federation.repository import GrantRepository
 
 log = logging.getLogger("authsvc.federation")
 
-SCOPES = "openid email profile"
+# aws.cognito.signin.user.admin: without it Cognito refuses the hosted UI's access tokens on
+# GetUser, UpdateUserAttributes, GlobalSignOut and the TOTP calls (/v1/me and friends).
+# moto checks no scope, so only this constant and the template keep it right.
+SCOPES = "openid email profile aws.cognito.signin.user.admin"
 HANDOFF_TTL_SECONDS = 60
 _STATE, _HANDOFF = "state", "handoff"
 # Cognito-identity answers that mean "not for this user/pool", not "try later".
@@ -101,6 +104,21 @@ class AwsCredentials:
     secret_access_key: str
     session_token: str
     expiration: datetime
+
+
+class CallbackError(Exception):
+    """A callback failed after its state was found: ``redirect_uri`` is the app's."""
+
+    def __init__(self, error: errors.AuthSvcError, redirect_uri: str) -> None:
+        super().__init__(error.code)
+        self.error = error
+        self.redirect_uri = redirect_uri
+
+    def app_redirect(self) -> str:
+        """The app's URI with the error in the fragment, as OAuth clients expect it there
+        (never tokens, never the provider's own prose)."""
+        fragment = {"error": self.error.code, "error_description": self.error.detail}
+        return f"{self.redirect_uri}#{urlencode(fragment)}"
 
 
 class FederationService:
@@ -178,20 +196,25 @@ class FederationService:
         if not state:
             raise InvalidStateError()
         data = self._take(_STATE, state, InvalidStateError)
-        if not browser_nonce or not hmac.compare_digest(_hash(browser_nonce), str(data["b"])):
-            raise InvalidStateError()
-        if error or not code:
-            raise ProviderDeniedError(extra={"provider_error": _safe_error(error)})
-        started = self.auth.revocations.started()
-        tokens = self._token_request(
-            {
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": str(self.settings.federation_callback_url),
-                "code_verifier": str(data["v"]),
-            }
-        )
-        result = self._result(tokens, started)
+        try:
+            if not browser_nonce or not hmac.compare_digest(_hash(browser_nonce), str(data["b"])):
+                raise InvalidStateError()
+            if error or not code:
+                raise ProviderDeniedError(extra={"provider_error": _safe_error(error)})
+            started = self.auth.revocations.started()
+            tokens = self._token_request(
+                {
+                    "grant_type": "authorization_code",
+                    "code": code,
+                    "redirect_uri": str(self.settings.federation_callback_url),
+                    "code_verifier": str(data["v"]),
+                }
+            )
+            result = self._result(tokens, started)
+        except errors.AuthSvcError as exc:
+            # The state was found, so the app's redirect_uri is known (and was checked
+            # against the allow-list at start): a browser can be sent back there.
+            raise CallbackError(exc, str(data["r"])) from exc
         handoff = secrets.token_urlsafe(32)
         self._put(_HANDOFF, handoff, result.model_dump(), time.time() + HANDOFF_TTL_SECONDS)
         redirect = f"{data['r']}#{urlencode({'handoff_code': handoff})}"
@@ -215,6 +238,39 @@ class FederationService:
             }
         )
         return self._result(tokens, started)
+
+    # -- sign-out -----------------------------------------------------------------------
+
+    def revoke_refresh_token(self, refresh_token: str) -> bool:
+        """POST the hosted UI's /oauth2/revoke (RFC 7009) for one refresh token. True when
+        it is done, or refused for good (a client without token revocation answers 400
+        ``unsupported_token_type``: GlobalSignOut has ended the session anyway); False when
+        the endpoint could not be reached, so the caller retries."""
+        if not self.settings.federation_domain_url:
+            return True
+        form = {"token": refresh_token}
+        secret = self.settings.client_secret
+        auth = httpx.BasicAuth(self.settings.cognito_client_id, secret) if secret else None
+        if not secret:
+            form["client_id"] = self.settings.cognito_client_id
+        url = f"{self.settings.federation_domain_url}/oauth2/revoke"
+        try:
+            response = self.http.post(url, data=form, auth=auth)
+        except httpx.HTTPError as exc:
+            log.warning("revocation endpoint unreachable: %s", type(exc).__name__)
+            return False
+        if response.status_code >= 500 or response.status_code == 429:
+            log.warning("revocation endpoint answered %s", response.status_code)
+            return False
+        if response.status_code != 200:
+            try:
+                oauth_error = str(response.json().get("error", ""))
+            except (ValueError, AttributeError):
+                oauth_error = ""
+            log.info(
+                "revocation endpoint refused: %s %s", response.status_code, _safe_error(oauth_error)
+            )
+        return True
 
     # -- AWS credentials ----------------------------------------------------------------
 

@@ -68,12 +68,18 @@ def test_the_authsvc_script_exists() -> None:
     assert AUTHSVC.is_file(), f"{AUTHSVC} missing: is the package installed in the venv?"
 
 
-def test_serve_without_a_pool_id_fails_with_one_line(tmp_path: Path) -> None:
+def test_serve_with_nothing_set_fails_with_one_line_per_problem(tmp_path: Path) -> None:
+    # Issue 16: every problem at once, not one per attempt.
     result = run_authsvc("serve", "--port", "1", cwd=tmp_path)
     assert result.returncode == 2, result
     lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("authsvc: configuration error: AUTHSVC_COGNITO_USER_POOL_ID"), lines
+    assert [line.split(":")[1].strip() for line in lines] == ["configuration error"] * 3, lines
+    named = [line.split(":")[2].strip() for line in lines]
+    assert named == [
+        "AUTHSVC_COGNITO_USER_POOL_ID",
+        "AUTHSVC_COGNITO_CLIENT_ID",
+        "AUTHSVC_SECRET_KEY",
+    ], lines
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stdout == ""
 

@@ -1,16 +1,27 @@
-"""`authsvc serve | dev | migrate | openapi`."""
+"""The authsvc command line: run the service, migrate its database, check its configuration,
+create the first admin."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
+
+from authsvc.clihelp import (
+    COMMAND_SETTINGS,
+    DESCRIPTION,
+    CommandParser,
+    Formatter,
+    describe_commands,
+)
 
 
 def _config_error(exc: ValidationError) -> int:
@@ -30,19 +41,25 @@ def _config_error(exc: ValidationError) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from authsvc import logs
-    from authsvc.config import serve_settings
+    from authsvc import checks, logs
 
     if os.environ.get("AUTHSVC_DEV_MODE", "").strip().lower() not in {"", "0", "false", "no"}:
         print(
             "authsvc: AUTHSVC_DEV_MODE is ignored by `authsvc serve` (dev mode is `authsvc dev`)",
             file=sys.stderr,
         )
-    try:
-        settings = serve_settings()
-    except ValidationError as exc:
-        return _config_error(exc)
+    # Every configuration problem at once (one line each), then each dependency, logged:
+    # a dependency that is down does not stop start-up (/readyz holds traffic off instead).
+    settings, problems, _ = checks.load_settings(dev_mode=False)
+    if settings is None or problems:
+        for problem in problems:
+            print(f"authsvc: configuration error: {problem}", file=sys.stderr)
+        return 2
     logs.configure(settings.log_level, json_lines=True)
+    startup = logging.getLogger("authsvc.startup")
+    startup.info("check %s", checks.Result("configuration", True).line())
+    for result in checks.dependency_checks(settings):
+        startup.log(logging.INFO if result.ok else logging.WARNING, "check %s", result.line())
     workers = args.workers or settings.workers
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: with
     # the default handler the process would die of it (status -15) after a clean shutdown.
@@ -195,6 +212,60 @@ def _deliver(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_config(_args: argparse.Namespace) -> int:
+    from authsvc import checks
+
+    _, ok = checks.run(lambda result: print(result.line(), flush=True), dev_mode=False)
+    return 0 if ok else 1
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    from authsvc import checks
+    from authsvc.admin.first_admin import CreateAdminError, create_admin
+
+    # Only the pool's settings matter here: the app client and the secret key are not used.
+    fixed: dict[str, Any] = {"dev_mode": False}
+    if not os.environ.get("AUTHSVC_COGNITO_CLIENT_ID"):
+        fixed["cognito_client_id"] = "unused-by-create-admin"
+    settings, problems, _ = checks.load_settings(**fixed)
+    needed = set(COMMAND_SETTINGS["create-admin"] or ())
+    relevant = [
+        p for p in problems if p.split(":", 1)[0].removeprefix("AUTHSVC_").lower() in needed
+    ]
+    if settings is None or relevant:
+        for problem in relevant or problems:
+            print(f"authsvc: configuration error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        created = create_admin(
+            settings,
+            args.email,
+            given_name=args.given_name,
+            family_name=args.family_name,
+            print_password=args.print_password,
+        )
+    except CreateAdminError as exc:
+        print(f"authsvc create-admin: {exc}", file=sys.stderr)
+        return 1
+    group = settings.admin_group
+    if not created.created:
+        print(
+            f"{args.email} already exists (username {created.username}): password unchanged;"
+            f" it is in the {group!r} group."
+        )
+    elif created.temporary_password:
+        print(f"created {args.email} (username {created.username}) in the {group!r} group.")
+        print(f"temporary password (shown once): {created.temporary_password}")
+        print("Sign in with it: authsvc answers NEW_PASSWORD_REQUIRED; choose the real one.")
+    else:
+        print(
+            f"created {args.email} (username {created.username}) in the {group!r} group;"
+            " Cognito emailed a temporary password (it expires after the pool's"
+            " TemporaryPasswordValidityDays)."
+        )
+    return 0
+
+
 def _directory_sync(_args: argparse.Namespace) -> int:
     from authsvc import logs
     from authsvc.directory.service import DirectoryService
@@ -216,19 +287,28 @@ def _directory_sync(_args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="authsvc", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="authsvc",
+        description=DESCRIPTION,
+        epilog="Run authsvc COMMAND --help for a command's options and the settings it reads.",
+        formatter_class=Formatter,
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=CommandParser
+    )
 
     serve = sub.add_parser("serve", help="run with production settings from the environment")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=0, help="default: AUTHSVC_WORKERS")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument(
+        "--workers", type=int, default=0, help="worker processes (0: AUTHSVC_WORKERS)"
+    )
     serve.set_defaults(run=_serve)
 
     dev = sub.add_parser("dev", help="run with the embedded Cognito emulator and SQLite")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
-    dev.add_argument("--data-dir", default=".authsvc")
+    dev.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    dev.add_argument("--port", type=int, default=8000, help="port to listen on")
+    dev.add_argument("--data-dir", default=".authsvc", help="where the SQLite file and key live")
     dev.add_argument(
         "--unsafe-public",
         action="store_true",
@@ -237,9 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(run=_dev)
 
     mig = sub.add_parser("migrate", help="apply database migrations")
-    mig.add_argument("--database-url", default=None)
-    mig.add_argument("--revision", default="head")
-    mig.add_argument("--downgrade", default=None, metavar="REVISION")
+    mig.add_argument(
+        "--database-url", default=None, help="SQLAlchemy URL (default: AUTHSVC_DATABASE_URL)"
+    )
+    mig.add_argument("--revision", default="head", help="upgrade to this Alembic revision")
+    mig.add_argument(
+        "--downgrade", default=None, metavar="REVISION", help="downgrade to REVISION instead"
+    )
     mig.set_defaults(run=_migrate)
 
     rec = sub.add_parser("reconcile", help="repair invitations whose acceptance crashed (one pass)")
@@ -257,6 +341,29 @@ def main(argv: list[str] | None = None) -> int:
     api = sub.add_parser("openapi", help="print the OpenAPI document")
     api.set_defaults(run=_openapi)
 
+    check = sub.add_parser(
+        "check-config",
+        help="report every configuration problem, then reach each dependency (one line each)",
+    )
+    check.set_defaults(run=_check_config)
+
+    admin = sub.add_parser(
+        "create-admin",
+        help="create the first admin in the Cognito pool (or make an existing user admin)",
+    )
+    admin.add_argument("--email", required=True, help="the admin's email (the sign-in name)")
+    admin.add_argument("--given-name", default=None, help="given_name attribute")
+    admin.add_argument(
+        "--family-name", default="Admin", help="family_name attribute (the pool requires one)"
+    )
+    admin.add_argument(
+        "--print-password",
+        action="store_true",
+        help="print a temporary password once instead of letting Cognito email one",
+    )
+    admin.set_defaults(run=_create_admin)
+
+    describe_commands(sub)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

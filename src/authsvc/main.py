@@ -44,6 +44,7 @@ from authsvc.middleware import AuthSvcMiddleware
 from authsvc.profile.endpoints import router as profile_router
 from authsvc.profile.service import ProfileService
 from authsvc.revocation.service import RevocationRegistry
+from authsvc.schema_gate import SchemaGate
 from authsvc.security.ratelimit import RateLimits
 from authsvc.state import AppState
 
@@ -159,14 +160,22 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         state.verifier.jwks.prefetch()
         state.revocations.start()
-        state.outbox_worker.start()
-        state.audit.start()
         reconciler = Periodic(
             "invitation-reconciler",
             state.invitations.reconcile,
             settings.reconcile_interval_seconds,
         )
-        reconciler.start()
+
+        def start_background() -> None:
+            state.outbox_worker.start()
+            state.audit.start()
+            reconciler.start()
+
+        # Issue 16: on a database that is not migrated (or not reachable) these workers wait,
+        # instead of each logging the same error every pass. The revocation poller and the
+        # sign-out retries always run (they guard tokens, and they are quiet on repeat).
+        gate = SchemaGate(state.db.engine, start_background)
+        gate.open()
         sign_outs = Periodic("cognito-sign-out-retry", state.auth.retry_pending_sign_outs, 5.0)
         sign_outs.start()
         # Issue 12: what start-up built lives as long as the process; frozen, the collector's
@@ -176,6 +185,7 @@ def create_app(
         try:
             yield
         finally:
+            gate.stop()
             sign_outs.stop()
             reconciler.stop()
             state.outbox_worker.stop()

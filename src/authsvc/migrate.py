@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
 
 from authsvc.db import normalise_url
 
@@ -40,3 +45,60 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 def downgrade(database_url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+# -- Is the schema at head? (/readyz, `authsvc check-config`, serve's background workers) --
+
+
+class SchemaBehindError(Exception):
+    """The database's schema is older than this release's migrations."""
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    known: bool  # every current revision is one of this release's scripts
+
+    @property
+    def at_head(self) -> bool:
+        return set(self.current) == set(self.heads)
+
+    @property
+    def behind(self) -> bool:
+        # A revision this release does not know was written by a newer release (a rolling
+        # deploy migrated first): that schema is not behind, so it is not a failure here.
+        return not self.at_head and self.known
+
+    def describe(self) -> str:
+        current = ", ".join(self.current) or "none"
+        heads = ", ".join(self.heads)
+        if self.behind:
+            return f"migrations behind (current {current}, head {heads})"
+        if self.at_head:
+            return f"at head ({heads})"
+        return f"newer than this release (current {current}, head {heads})"
+
+
+@lru_cache(maxsize=1)
+def _scripts() -> tuple[tuple[str, ...], frozenset[str]]:
+    """This release's head revisions and every revision it knows (read once: the scripts
+    do not change while the process runs)."""
+    script = ScriptDirectory(str(migrations_dir()))
+    known = frozenset(revision.revision for revision in script.walk_revisions())
+    return tuple(script.get_heads()), known
+
+
+def schema_state(connection: Connection) -> SchemaState:
+    """One read of ``alembic_version`` (none on a database that was never migrated)."""
+    heads, known = _scripts()
+    current = tuple(MigrationContext.configure(connection).get_current_heads())
+    return SchemaState(current=current, heads=heads, known=all(rev in known for rev in current))
+
+
+def check_schema(connection: Connection) -> SchemaState:
+    """``schema_state``, raising SchemaBehindError (its message names both revisions)."""
+    state = schema_state(connection)
+    if state.behind:
+        raise SchemaBehindError(f"{state.describe()}: run `authsvc migrate`")
+    return state

@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from authsvc import errors, metrics, problems
 from authsvc.dependencies import StateDep
+from authsvc.migrate import SchemaBehindError, check_schema
 from authsvc.problems import PROBLEM_MEDIA_TYPE, Problem, problem_example, problem_response
 from authsvc.state import AppState
 
@@ -93,6 +94,9 @@ def readiness_cache(state: AppState) -> ReadinessCache:
 def _check(name: str, probe: Callable[[], object], *, required: bool = True) -> Check:
     try:
         probe()
+    except SchemaBehindError as exc:
+        # Reachable but not migrated: say so, with both revisions (issue 16).
+        return Check(name=name, status="fail", required=required, detail=str(exc))
     except Exception as exc:  # noqa: BLE001 - any failure is "not ready", named by type
         return Check(name=name, status="fail", required=required, detail=type(exc).__name__)
     return Check(name=name, status="ok", required=required)
@@ -101,6 +105,9 @@ def _check(name: str, probe: Callable[[], object], *, required: bool = True) -> 
 def _database(state: AppState) -> None:
     with state.db.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
+        # Part of the database check (one more read of alembic_version), so it shares
+        # whatever caching the database check gets.
+        check_schema(conn)
 
 
 def _redis(url: str) -> None:

@@ -124,8 +124,9 @@ def _checks(state: AppState) -> list[Check]:
     checks = [
         cache.check("database", lambda: _database(state)),
         cache.check("cognito", state.gateway.readiness_probe),
-        # Until the ledger is read once, tokens issued before start-up are refused.
-        cache.check("revocation_ledger", state.revocations.check_synced),
+        # Until the ledger is read once, tokens issued before start-up are refused. An
+        # in-memory flag: read fresh every time, so readiness follows the first sync at once.
+        _check("revocation_ledger", state.revocations.check_synced),
     ]
     if state.settings.redis_url:
         url = state.settings.redis_url

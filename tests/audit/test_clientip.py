@@ -268,7 +268,7 @@ def test_authsvc_dev_leaves_forwarded_headers_to_authsvc(monkeypatch, quiet_cli,
         settings=settings, emulator=SimpleNamespace(stop=lambda: stopped.append(True))
     )
     monkeypatch.setattr(runner, "start", lambda **kwargs: env)
-    monkeypatch.setattr(runner, "banner", lambda *args: "")
+    monkeypatch.setattr(runner, "banner", lambda *args, **kwargs: "")
     monkeypatch.setattr(migrate, "upgrade", lambda url: None)
     monkeypatch.setattr(uvicorn, "Server", Server)
     monkeypatch.setattr(signal, "signal", lambda *args: None)

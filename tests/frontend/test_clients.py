@@ -188,7 +188,9 @@ def test_python_client_flow(dev_server: DevServer, document: Path, tmp_path: Pat
     assert isinstance(me, models.Me), me
     assert me.email == email and me.mfa_enabled is False
 
-    signed_out = auth.sign_out.sync_detailed(client=user)
+    signed_out = auth.sign_out.sync_detailed(
+        client=user, body=models.RefreshRequest(refresh_token=tokens.refresh_token)
+    )
     assert signed_out.status_code == 204, signed_out.content
 
     refused = get_me.sync_detailed(client=user)

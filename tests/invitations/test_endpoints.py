@@ -148,7 +148,13 @@ class TestList:
         assert_problem(response, 422, "validation_error")
 
     @pytest.mark.parametrize("cursor", ["not-a-cursor", "W10", "WyJ4IiwgInkiXQ"])
-    def test_bad_cursor_is_refused(self, client, admin, cursor):
+    def test_cursor_the_server_never_issued_is_refused(self, client, admin, cursor):
+        # Well-formed (base64url) but not ours: like an unknown token (issue 13).
+        response = client.get(INVITATIONS, params={"cursor": cursor}, headers=admin.bearer)
+        assert_problem(response, 400, "invalid_cursor")
+
+    @pytest.mark.parametrize("cursor", ["not a cursor", "a+b/c=", "x" * 1000])
+    def test_malformed_cursor_is_a_validation_error(self, client, admin, cursor):
         response = client.get(INVITATIONS, params={"cursor": cursor}, headers=admin.bearer)
         assert_problem(response, 422, "validation_error")
 

@@ -39,7 +39,7 @@ def invite(client: TestClient, admin: Tokens, email: str, **body: Any) -> Any:
 
 
 def wait_link(
-    outbox: DevOutbox, email: str, *, exclude: frozenset[str] = frozenset(), timeout: float = 20
+    outbox: DevOutbox, email: str, *, exclude: frozenset[str] = frozenset(), timeout: float = 60
 ) -> str:
     """The newest invitation link emailed to ``email`` that is not in ``exclude``.
 

@@ -28,7 +28,7 @@ from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings, serve_settings
 from authsvc.cors import ALLOWED_HEADERS, ALLOWED_METHODS, ProblemCORSMiddleware
 from authsvc.db import Database
-from authsvc.dev.outbox import DevOutbox
+from authsvc.dev.outbox import DevOutbox, shared_outbox
 from authsvc.directory.endpoints import router as directory_router
 from authsvc.email.backends import make_backend
 from authsvc.email.crypto import PayloadCipher
@@ -66,7 +66,7 @@ def build_state(
         if settings.dev_mode:
             from authsvc.dev.gateway import DevCognitoGateway
 
-            outbox = outbox or DevOutbox()
+            outbox = outbox or shared_outbox(settings.database_url)
             gateway = DevCognitoGateway(settings, outbox)
         else:
             gateway = CognitoGateway(settings)

@@ -31,6 +31,7 @@ class SchemaGate:
         self._start = start
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.opened = False
         self.reason: str | None = None
@@ -49,7 +50,9 @@ class SchemaGate:
         self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
+        """No worker starts after this returns (the app's shutdown stops those started)."""
+        with self._lock:
+            self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -72,6 +75,9 @@ class SchemaGate:
     def _run(self) -> None:
         while not self._stop.wait(self.poll_seconds):
             if self._ready():
-                log.info("database ready (schema at head): background workers started")
-                self._open()
+                with self._lock:
+                    if self._stop.is_set():
+                        return  # shut down while the schema was being read: start nothing
+                    log.info("database ready (schema at head): background workers started")
+                    self._open()
                 return

@@ -280,3 +280,24 @@ class TestWrongKey:
         assert worker(email_db, backend, clock).run_once() == 1
         assert [m.to for m in backend.sent] == ["rotation@example.com"]
         assert row(email_db, id).status == SENT
+
+
+def test_apps_on_one_database_share_their_dev_outbox(email_db_url: str, cognito) -> None:  # type: ignore[no-untyped-def]
+    """Any app's worker on a database may deliver what another app queued there: in dev mode
+    the message must still show in the outbox of the app that queued it."""
+    from authsvc.main import build_state
+    from tests.conftest import make_settings
+
+    queuing = build_state(make_settings(cognito, email_db_url))
+    delivering = build_state(make_settings(cognito, email_db_url))
+    assert queuing.outbox is delivering.outbox
+    to = f"shared-{uuid.uuid4().hex[:8]}@example.com"
+    with queuing.db.sessions() as session, session.begin():
+        queuing.invitations.outbox.enqueue(
+            session, kind="invitation", to=to, subject="Join", text="hello"
+        )
+    assert delivering.outbox_worker.run_once() >= 1  # the other app's worker claims it
+    assert queuing.outbox is not None
+    assert [m.subject for m in queuing.outbox.list(to=to)] == ["Join"]
+    queuing.db.dispose()
+    delivering.db.dispose()

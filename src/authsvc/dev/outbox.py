@@ -63,3 +63,22 @@ class DevOutbox:
         with self._lock:
             items = list(self._messages)
         return [m for m in items if (to is None or m.to == to) and (kind is None or m.kind == kind)]
+
+
+_shared: dict[str, DevOutbox] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_outbox(database_url: str) -> DevOutbox:
+    """The one dev outbox of every app in this process that queues email in ``database_url``.
+
+    Queued email lives in the database, and any app's outbox worker on that database may
+    claim and deliver it. With one outbox per app, a message queued by one app could land
+    in another's inbox (the suite runs several apps on one database); shared, it is listed
+    wherever it was queued, whichever worker delivered it.
+    """
+    with _shared_lock:
+        box = _shared.get(database_url)
+        if box is None:
+            box = _shared[database_url] = DevOutbox()
+        return box

@@ -46,6 +46,7 @@ run: $(VENV)/.installed-dev
 lint: install-test
 	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/ruff format --check src tests migrations bench
+	$(BIN)/mypy src
 	$(BIN)/cfn-lint infra/template.yaml
 	$(BIN)/hadolint Dockerfile
 

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -22,6 +22,9 @@ from authsvc.clihelp import (
     Formatter,
     describe_commands,
 )
+
+if TYPE_CHECKING:  # imported lazily at run time: `authsvc --help` stays fast
+    from authsvc.state import AppState
 
 
 def _config_error(exc: ValidationError) -> int:
@@ -179,7 +182,7 @@ def _openapi(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _state_from_env():  # type: ignore[no-untyped-def]
+def _state_from_env() -> AppState:
     from authsvc.config import serve_settings
     from authsvc.main import build_state
 

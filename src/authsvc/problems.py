@@ -220,7 +220,7 @@ def _no_route_detail(request: Request) -> str:
     return "No route serves this path." + docs
 
 
-async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == _UNPARSABLE_BODY:
         return problem_response(
@@ -288,7 +288,12 @@ def install(app: FastAPI) -> None:
 def responses(*kinds: type[errors.AuthSvcError]) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses=`` for a route: one entry per status, codes listed."""
     by_status: dict[int, list[type[errors.AuthSvcError]]] = {}
-    for kind in (*kinds, errors.ValidationError, errors.InternalError):
+    every: tuple[type[errors.AuthSvcError], ...] = (
+        *kinds,
+        errors.ValidationError,
+        errors.InternalError,
+    )
+    for kind in every:
         by_status.setdefault(kind.status, []).append(kind)
     out: dict[int | str, dict[str, Any]] = {}
     for status, group in sorted(by_status.items()):

@@ -230,12 +230,13 @@ def refresh(
         if body is not None:
             token = body.refresh_token
         else:
-            token = transport.cookie_token(request)
-            if token is None:
+            cookie = transport.cookie_token(request)
+            if cookie is None:
                 raise errors.NotAuthenticatedError(
                     "Send {refresh_token}, or the refresh cookie with X-Token-Transport: cookie."
                 )
             transport.check_csrf(request, settings)
+            token = cookie
         try:
             result = auth.refresh(token)
         except errors.InvalidTokenError as exc:

@@ -559,7 +559,8 @@ def _claim(token: str, name: str) -> str:
 
 def _public_parameters(raw: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, value in raw.items():
+    for key, text in raw.items():
+        value: Any = text  # the attribute lists arrive as JSON text
         if key in {"USER_ID_FOR_SRP", "USERNAME"}:
             continue  # whose challenge it is travels sealed in the session
         if key in {"userAttributes", "requiredAttributes"}:

@@ -64,7 +64,7 @@ class BudgetExhaustedError(errors.UpstreamUnavailableError):
 class CognitoBudget:
     def __init__(self, per_second: dict[str, int], redis_url: str | None = None) -> None:
         uri = redis_url or "memory://"
-        options = (
+        options: dict[str, float | str] = (
             {"key_prefix": "authsvc-budget", **REDIS_TIMEOUTS} if uri.startswith("redis") else {}
         )
         self.storage = storage.storage_from_string(uri, **options)
@@ -80,7 +80,7 @@ class CognitoBudget:
     def take(self, operation: str) -> None:
         category = CATEGORY.get(operation)
         item = self.items.get(category) if category else None
-        if item is None:
+        if item is None or category is None:
             return
         if time.monotonic() < self._storage_down_until:
             return  # known to be down: no request waits on it

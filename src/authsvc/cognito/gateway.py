@@ -126,7 +126,8 @@ def new_client(service: str, **kwargs: Any) -> Any:
     with _session_lock:
         if _session is None:
             _session = boto3.session.Session()
-        return _session.client(service, **kwargs)
+        # boto3-stubs overload client() per literal service name; here it is a parameter.
+        return _session.client(service, **kwargs)  # type: ignore[call-overload]
 
 
 # Parameters that identify the deployment or the flow, never a user's secret.

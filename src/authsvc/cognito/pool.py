@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import string
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,7 +115,7 @@ class PoolInfo:
         return self.writable is None or cognito_name in self.writable
 
     def writable_attributes(
-        self, values: dict[str, str | None], *, allow: frozenset[str] = frozenset()
+        self, values: Mapping[str, str | None], *, allow: frozenset[str] = frozenset()
     ) -> dict[str, str]:
         """Turn an update request into Cognito attributes, or raise 422 naming the culprits.
 

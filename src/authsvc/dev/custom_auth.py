@@ -152,11 +152,15 @@ def install(keys: list[str]) -> None:
             return initiate(self, user_pool_id, client_id, auth_flow, auth_parameters)
 
         def admin_respond_to_auth_challenge(
-            self: Any, session: str, client_id: str, challenge_name: str, responses: Any
+            self: Any,
+            session: str,
+            client_id: str,
+            challenge_name: str,
+            challenge_responses: dict[str, str],
         ) -> Any:
             if challenge_name == "CUSTOM_CHALLENGE":
-                return _respond(self, session, client_id, responses or {})
-            return respond(self, session, client_id, challenge_name, responses)
+                return _respond(self, session, client_id, challenge_responses or {})
+            return respond(self, session, client_id, challenge_name, challenge_responses)
 
         CognitoIdpBackend.admin_initiate_auth = admin_initiate_auth  # type: ignore[method-assign]
         CognitoIdpBackend.admin_respond_to_auth_challenge = admin_respond_to_auth_challenge  # type: ignore[method-assign]

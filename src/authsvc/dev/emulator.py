@@ -558,11 +558,12 @@ def file_tokens_under_the_username() -> None:
     """
     from moto.cognitoidp.models import CognitoIdpBackend, CognitoIdpUserPool
 
-    if getattr(CognitoIdpUserPool, "_authsvc_patched", False):
+    global _tokens_patched
+    if _tokens_patched:
         return
     delete_user = CognitoIdpBackend.admin_delete_user
 
-    def admin_delete_user(backend: Any, user_pool_id: str, username: str) -> None:
+    def admin_delete_user(backend: CognitoIdpBackend, user_pool_id: str, username: str) -> None:
         # Cognito's tokens die with their user; moto keeps them, and refreshing one then
         # crashes (HTTP 500) instead of answering NotAuthorizedException.
         user = backend.admin_get_user(user_pool_id, username)
@@ -573,26 +574,35 @@ def file_tokens_under_the_username() -> None:
     create_access = CognitoIdpUserPool.create_access_token
     sign_out = CognitoIdpUserPool.sign_out
 
-    def actual(pool: Any, name: str) -> str:
+    def actual(pool: CognitoIdpUserPool, name: str) -> str:
         user = pool._get_user(name)
         return str(user.username) if user is not None else name
 
-    def create_refresh_token(pool: Any, client_id: str, username: str) -> Any:
+    def create_refresh_token(
+        pool: CognitoIdpUserPool, client_id: str, username: str
+    ) -> tuple[str, str]:
         return create_refresh(pool, client_id, actual(pool, username))
 
-    def create_access_token(pool: Any, client_id: str, username: str, origin_jti: str) -> Any:
+    def create_access_token(
+        pool: CognitoIdpUserPool, client_id: str, username: str, origin_jti: str
+    ) -> tuple[str, int]:
         return create_access(pool, client_id, actual(pool, username), origin_jti)
 
-    def sign_out_user(pool: Any, username: str) -> None:
+    def sign_out_user(pool: CognitoIdpUserPool, username: str) -> None:
         sign_out(pool, actual(pool, username))
         if actual(pool, username) != username:
             sign_out(pool, username)  # tokens filed before the patch, under the alias
 
-    CognitoIdpUserPool.create_refresh_token = create_refresh_token
-    CognitoIdpUserPool.create_access_token = create_access_token
-    CognitoIdpUserPool.sign_out = sign_out_user
-    CognitoIdpBackend.admin_delete_user = admin_delete_user
-    CognitoIdpUserPool._authsvc_patched = True
+    # Patching moto's classes is the point here (moto is pinned: pyproject.toml); mypy
+    # reads a function assigned to a class as taking self twice (assignment).
+    CognitoIdpUserPool.create_refresh_token = create_refresh_token  # type: ignore[method-assign,assignment]
+    CognitoIdpUserPool.create_access_token = create_access_token  # type: ignore[method-assign,assignment]
+    CognitoIdpUserPool.sign_out = sign_out_user  # type: ignore[method-assign,assignment]
+    CognitoIdpBackend.admin_delete_user = admin_delete_user  # type: ignore[method-assign,assignment]
+    _tokens_patched = True
+
+
+_tokens_patched = False  # moto's state is per process, and so is the patch
 
 
 class EmbeddedCognito:

@@ -162,7 +162,7 @@ class HostedUiStandIn:
             backend = cognitoidp_backends[account][settings.cognito_region]
             pool = backend.user_pools.get(settings.cognito_user_pool_id)
             entry = pool.refresh_tokens.get(token) if pool is not None else None
-            if entry is not None and entry[0] == settings.cognito_client_id:
+            if pool is not None and entry is not None and entry[0] == settings.cognito_client_id:
                 pool.refresh_tokens[token] = None
 
 

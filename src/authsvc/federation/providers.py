@@ -42,7 +42,7 @@ def parse_provider(entry: str) -> Provider:
         raise ValueError(f"{entry!r}: the kind must be oidc or saml")
     if name in SOCIAL:
         raise ValueError(f"{entry!r}: {name} is a social provider; list it without a kind")
-    return Provider(name, kind)  # type: ignore[arg-type]
+    return Provider(name, kind)
 
 
 def parse_providers(entries: list[str]) -> dict[str, Provider]:

@@ -250,7 +250,8 @@ class FederationService:
             return True
         form = {"token": refresh_token}
         secret = self.settings.client_secret
-        auth = httpx.BasicAuth(self.settings.cognito_client_id, secret) if secret else None
+        # httpx.Auth() is the no-op scheme (a public client authenticates in the form).
+        auth = httpx.BasicAuth(self.settings.cognito_client_id, secret) if secret else httpx.Auth()
         if not secret:
             form["client_id"] = self.settings.cognito_client_id
         url = f"{self.settings.federation_domain_url}/oauth2/revoke"
@@ -363,7 +364,7 @@ class FederationService:
         HTTP Basic (what Cognito expects); a public one names itself in the body."""
         secret = self.settings.client_secret
         client_id = self.settings.cognito_client_id
-        auth = None
+        auth = httpx.Auth()  # no-op: a public client names itself in the form
         if secret:
             auth = httpx.BasicAuth(client_id, secret)
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from datetime import datetime
 from typing import Any
@@ -43,7 +44,7 @@ class InvitationRepository:
         email: str | None,
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
-    ) -> list[Invitation]:
+    ) -> builtins.list[Invitation]:
         query = select(Invitation)
         if email is not None:
             query = query.where(Invitation.email == email)
@@ -162,7 +163,7 @@ class InvitationRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def abandoned_claims(self, limit: int = 100) -> list[Invitation]:
+    def abandoned_claims(self, limit: int = 100) -> builtins.list[Invitation]:
         """Rows that ended (revoked or expired) with an acceptance attempt on record and no
         user recorded: that attempt may have created a user before it died."""
         return list(
@@ -178,7 +179,7 @@ class InvitationRepository:
             )
         )
 
-    def live_for(self, email: str) -> list[Invitation]:
+    def live_for(self, email: str) -> builtins.list[Invitation]:
         """Pending or accepted rows for an email (their users are theirs, not orphans)."""
         return list(
             self.session.scalars(
@@ -197,7 +198,7 @@ class InvitationRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def stale_claims(self, now: datetime, limit: int = 100) -> list[Invitation]:
+    def stale_claims(self, now: datetime, limit: int = 100) -> builtins.list[Invitation]:
         return list(
             self.session.scalars(
                 select(Invitation)
@@ -206,7 +207,7 @@ class InvitationRepository:
             )
         )
 
-    def orphaned_users(self, limit: int = 100) -> list[Invitation]:
+    def orphaned_users(self, limit: int = 100) -> builtins.list[Invitation]:
         """Revoked or expired invitations that still point at a half-created user."""
         return list(
             self.session.scalars(

@@ -19,6 +19,7 @@ token that was used always has a user.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import secrets
@@ -92,7 +93,7 @@ def to_schema(invitation: Invitation, now: datetime) -> schemas.Invitation:
         family_name=invitation.family_name,
         attributes=dict(invitation.attributes or {}),
         groups=list(invitation.groups or []),
-        status=status_of(invitation, now),  # type: ignore[arg-type]
+        status=status_of(invitation, now),
         invited_by=invitation.invited_by,
         created_at=aware(invitation.created_at),
         expires_at=aware(invitation.expires_at),
@@ -498,7 +499,7 @@ class InvitationService:
         except UnknownUserError:
             return None
 
-    def _check_groups(self, groups: list[str]) -> None:
+    def _check_groups(self, groups: builtins.list[str]) -> None:
         for group in groups:
             try:
                 self.gateway.get_group(group)

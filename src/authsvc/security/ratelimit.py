@@ -31,9 +31,10 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 from limits import RateLimitItem, parse_many, storage, strategies
 
@@ -45,7 +46,7 @@ log = logging.getLogger("authsvc.ratelimit")
 
 # Redis answers in well under a millisecond; the client's default (5 s per command) would
 # make every request wait seconds on a hung server. Query parameters in the URL override.
-REDIS_TIMEOUTS = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+REDIS_TIMEOUTS: dict[str, float] = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
 # After a storage error the limits are off (fail open) this long before the storage is
 # tried again, so an outage costs one request a timeout, not every request several.
 STORAGE_RETRY_SECONDS = 5.0
@@ -103,7 +104,9 @@ class RateLimits:
             else secrets.token_bytes(32)
         )
         uri = settings.redis_url or "memory://"
-        options = {"key_prefix": "authsvc", **REDIS_TIMEOUTS} if uri.startswith("redis") else {}
+        options: dict[str, float | str] = (
+            {"key_prefix": "authsvc", **REDIS_TIMEOUTS} if uri.startswith("redis") else {}
+        )
         self.storage = storage.storage_from_string(uri, **options)
         self.limiter = strategies.MovingWindowRateLimiter(self.storage)
         self.rules = {
@@ -122,34 +125,38 @@ class RateLimits:
         """Count one request; refuse it (429) if the rule is exhausted."""
         if not self.enabled or not key:
             return
+        hashed = self._key(rule, key)
         for item in self.rules[rule].items:
-            if not self._safe(lambda item=item: self.limiter.hit(item, rule, self._key(rule, key))):
+            if not self._safe(partial(self.limiter.hit, item, rule, hashed)):
                 raise errors.RateLimitedError(self._retry_after(rule, item, key))
 
     def check(self, rule: str, key: str | None) -> None:
         """Refuse (429) if the failures counted so far exhaust the rule; count nothing."""
         if not self.enabled or not key:
             return
+        hashed = self._key(rule, key)
         for item in self.rules[rule].items:
-            if not self._safe(
-                lambda item=item: self.limiter.test(item, rule, self._key(rule, key))
-            ):
+            if not self._safe(partial(self.limiter.test, item, rule, hashed)):
                 raise errors.RateLimitedError(self._retry_after(rule, item, key))
 
     def fail(self, rule: str, key: str | None) -> None:
         """Count one failure."""
         if not self.enabled or not key:
             return
+        hashed = self._key(rule, key)
         for item in self.rules[rule].items:
-            self._safe(lambda item=item: self.limiter.hit(item, rule, self._key(rule, key)))
+            self._safe(partial(self.limiter.hit, item, rule, hashed))
 
     def reset(self, rule: str, key: str | None) -> None:
         if not self.enabled or not key:
             return
+        hashed = self._key(rule, key)
         for item in self.rules[rule].items:
-            self._safe(
-                lambda item=item: self.limiter.clear(item, rule, self._key(rule, key)) or True
-            )
+            self._safe(partial(self._clear, item, rule, hashed))
+
+    def _clear(self, item: RateLimitItem, rule: str, hashed: str) -> bool:
+        self.limiter.clear(item, rule, hashed)
+        return True
 
     @contextmanager
     def failures(
@@ -184,13 +191,13 @@ class RateLimits:
             raise errors.RateLimitedError(self._retry_after(pair_rule, first, pair))
         for item in rest:
             key = self._key(pair_rule, pair)
-            if not self._safe(lambda item=item, key=key: self.limiter.test(item, pair_rule, key)):
+            if not self._safe(partial(self.limiter.test, item, pair_rule, key)):
                 raise errors.RateLimitedError(self._retry_after(pair_rule, item, pair))
         if own < OVER_CEILING_ALLOWANCE:
             return
         key = self._key(ceiling_rule, identifier)
         for item in self.rules[ceiling_rule].items:
-            if not self._safe(lambda item=item: self.limiter.test(item, ceiling_rule, key)):
+            if not self._safe(partial(self.limiter.test, item, ceiling_rule, key)):
                 raise errors.RateLimitedError(self._retry_after(ceiling_rule, item, identifier))
 
     def count_spread(
@@ -254,11 +261,11 @@ class RateLimits:
         except Exception:  # noqa: BLE001
             return int(item.get_expiry())
 
-    def _safe(self, call: object) -> bool:
+    def _safe(self, call: Callable[[], object]) -> bool:
         if time.monotonic() < self._storage_down_until:
             return True  # known to be down: do not make every request wait on it
         try:
-            return bool(call())  # type: ignore[operator]
+            return bool(call())
         except Exception as exc:  # noqa: BLE001 - fail open on a storage outage
             self._storage_failed(exc)
             return True

@@ -1,4 +1,8 @@
-"""Annotated dependency aliases. App-wide objects live on ``app.state`` (built in the lifespan).
+"""The cross-cutting dependency aliases: app state, settings, the database session, the
+caller's identity (and the admin requirement admin routers carry), the request's context,
+the rate limits. Each domain keeps its own aliases in its ``dependencies`` module (as its
+endpoints keep its routes); this module imports none of the domain packages.
+App-wide objects live on ``app.state`` (built in the lifespan).
 
 The accessors are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in the
 thread pool, and a thread hop per accessor per request is most of what authsvc would add to
@@ -16,13 +20,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from authsvc import errors
-from authsvc.audit.service import FAILURE, AuditLog, RequestContext
-from authsvc.auth.service import AuthService
 from authsvc.clientip import client_ip, joined
 from authsvc.cognito.tokens import AccessClaims, RevokedTokenError
 from authsvc.config import Settings
-from authsvc.invitations.service import InvitationService
-from authsvc.profile.service import ProfileService
+from authsvc.context import FAILURE, RequestContext
 from authsvc.security.ratelimit import RateLimits
 from authsvc.state import AppState
 
@@ -102,34 +103,12 @@ def _first_use_in_a_while(key: str) -> bool:
 CurrentUser = Annotated[AccessClaims, Depends(current_claims)]
 
 
-async def admin_claims(claims: CurrentUser, settings: SettingsDep) -> AccessClaims:
+async def require_admin(claims: CurrentUser, settings: SettingsDep) -> None:
+    """The admin requirement, set once on each admin router
+    (``dependencies=[Depends(require_admin)]``); a route that needs the admin's identity
+    takes ``CurrentUser`` (resolved once per request)."""
     if settings.admin_group not in claims.groups:
         raise errors.ForbiddenError("This route needs the admin group.")
-    return claims
-
-
-AdminUser = Annotated[AccessClaims, Depends(admin_claims)]
-
-
-async def get_auth_service(state: StateDep) -> AuthService:
-    return state.auth
-
-
-AuthServiceDep = Annotated[AuthService, Depends(get_auth_service)]
-
-
-async def get_profile_service(state: StateDep) -> ProfileService:
-    return state.profile
-
-
-ProfileServiceDep = Annotated[ProfileService, Depends(get_profile_service)]
-
-
-async def get_invitation_service(state: StateDep) -> InvitationService:
-    return state.invitations
-
-
-InvitationServiceDep = Annotated[InvitationService, Depends(get_invitation_service)]
 
 
 async def get_request_context(request: Request, state: StateDep) -> RequestContext:
@@ -145,13 +124,6 @@ async def get_request_context(request: Request, state: StateDep) -> RequestConte
 
 
 RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
-
-
-async def get_audit(state: StateDep) -> AuditLog:
-    return state.audit
-
-
-AuditDep = Annotated[AuditLog, Depends(get_audit)]
 
 
 async def get_limits(state: StateDep) -> RateLimits:

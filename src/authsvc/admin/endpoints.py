@@ -6,21 +6,17 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from authsvc import cursors, errors
 from authsvc.admin import schemas
-from authsvc.admin.service import AdminService
-from authsvc.dependencies import AdminUser, AuditDep, RequestContextDep, StateDep
+from authsvc.admin.dependencies import AdminServiceDep
+from authsvc.audit.dependencies import AuditDep
+from authsvc.dependencies import CurrentUser, RequestContextDep, require_admin
 from authsvc.problems import responses
 
-router = APIRouter(prefix="/v1/admin/users", tags=["admin"])
+router = APIRouter(prefix="/v1/admin/users", tags=["admin"], dependencies=[Depends(require_admin)])
 
 _ADMIN = errors.ADMIN
 _UPSTREAM = errors.UPSTREAM
 
 
-async def get_admin_service(state: StateDep) -> AdminService:
-    return state.admin
-
-
-AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
 UsernamePath = Annotated[schemas.Username, Path(description="Cognito's user id (`username`)")]
 GroupPath = Annotated[schemas.GroupName, Path()]
 
@@ -41,7 +37,6 @@ def _done() -> Response:
     responses=responses(*_ADMIN, *_UPSTREAM, errors.InvalidCursorError),
 )
 def list_users(
-    _admin: AdminUser,
     admin_service: AdminServiceDep,
     email_prefix: Annotated[schemas.EmailPrefix | None, Query()] = None,
     status_: Annotated[schemas.UserStatus | None, Query(alias="status")] = None,
@@ -59,9 +54,7 @@ def list_users(
     summary="One user, with status, groups and MFA",
     responses=responses(*_ADMIN, errors.NotFoundError, *_UPSTREAM),
 )
-def get_user(
-    username: UsernamePath, _admin: AdminUser, admin_service: AdminServiceDep
-) -> schemas.AdminUser:
+def get_user(username: UsernamePath, admin_service: AdminServiceDep) -> schemas.AdminUser:
     return admin_service.get_user(username)
 
 
@@ -74,7 +67,7 @@ def get_user(
 def update_user(
     username: UsernamePath,
     body: schemas.AdminUserUpdate,
-    admin: AdminUser,
+    admin: CurrentUser,
     admin_service: AdminServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
@@ -99,7 +92,7 @@ def update_user(
 )
 def delete_user(
     username: UsernamePath,
-    admin: AdminUser,
+    admin: CurrentUser,
     admin_service: AdminServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
@@ -119,7 +112,7 @@ def delete_user(
 def set_password(
     username: UsernamePath,
     body: schemas.SetPasswordRequest,
-    admin: AdminUser,
+    admin: CurrentUser,
     admin_service: AdminServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
@@ -138,7 +131,7 @@ def set_password(
 )
 def disable_user(
     username: UsernamePath,
-    admin: AdminUser,
+    admin: CurrentUser,
     admin_service: AdminServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
@@ -156,7 +149,7 @@ def disable_user(
 )
 def enable_user(
     username: UsernamePath,
-    admin: AdminUser,
+    admin: CurrentUser,
     admin_service: AdminServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
@@ -174,7 +167,7 @@ def enable_user(
 )
 def sign_out_user(
     username: UsernamePath,
-    admin: AdminUser,
+    admin: CurrentUser,
     admin_service: AdminServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
@@ -193,7 +186,7 @@ def sign_out_user(
 def add_to_group(
     username: UsernamePath,
     group: GroupPath,
-    admin: AdminUser,
+    admin: CurrentUser,
     admin_service: AdminServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
@@ -213,7 +206,7 @@ def add_to_group(
 def remove_from_group(
     username: UsernamePath,
     group: GroupPath,
-    admin: AdminUser,
+    admin: CurrentUser,
     admin_service: AdminServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,
@@ -232,7 +225,7 @@ def remove_from_group(
 )
 def disable_mfa(
     username: UsernamePath,
-    admin: AdminUser,
+    admin: CurrentUser,
     admin_service: AdminServiceDep,
     audit: AuditDep,
     ctx: RequestContextDep,

@@ -2,16 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from authsvc import cursors, errors
 from authsvc.audit import schemas
+from authsvc.audit.dependencies import AuditDep
 from authsvc.audit.repository import AuditRepository
-from authsvc.dependencies import AdminUser, AuditDep, SessionDep
+from authsvc.dependencies import SessionDep, require_admin
 from authsvc.problems import responses
 from authsvc.schemas import Timestamp
 
-router = APIRouter(prefix="/v1/admin/audit-events", tags=["admin"])
+router = APIRouter(
+    prefix="/v1/admin/audit-events", tags=["admin"], dependencies=[Depends(require_admin)]
+)
 
 _ADMIN = errors.ADMIN
 ActionName = Annotated[str, Query(pattern=r"^[a-z_]{1,64}$")]
@@ -25,7 +28,6 @@ ActionName = Annotated[str, Query(pattern=r"^[a-z_]{1,64}$")]
     responses=responses(*_ADMIN, errors.InvalidCursorError),
 )
 def list_audit_events(
-    _admin: AdminUser,
     session: SessionDep,
     audit: AuditDep,
     actor: Annotated[str | None, Query(max_length=254)] = None,

@@ -21,19 +21,13 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from authsvc.audit.repository import AuditRepository
+from authsvc.context import FAILURE, SUCCESS, RequestContext
 from authsvc.db import UNAVAILABLE, Database
 from authsvc.errors import AuthSvcError
 
+__all__ = ["FAILURE", "SUCCESS", "AuditLog", "RequestContext", "Tracked"]
+
 log = logging.getLogger("authsvc.audit")
-
-SUCCESS, FAILURE = "success", "failure"
-
-
-@dataclass(frozen=True, slots=True)
-class RequestContext:
-    ip: str | None = None
-    user_agent: str | None = None
-    request_id: str | None = None
 
 
 @dataclass(slots=True)

@@ -6,7 +6,9 @@ from fastapi import APIRouter, Body, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from authsvc import errors
+from authsvc.audit.dependencies import AuditDep
 from authsvc.auth import transport
+from authsvc.auth.dependencies import AuthServiceDep
 from authsvc.auth.schemas import (
     ChallengeRequest,
     ConfirmSignUpRequest,
@@ -24,14 +26,7 @@ from authsvc.auth.schemas import (
 )
 from authsvc.auth.service import delivery_for, token_subject
 from authsvc.cognito.errors import PasswordResetRequiredError
-from authsvc.dependencies import (
-    AuditDep,
-    AuthServiceDep,
-    CurrentUser,
-    LimitsDep,
-    RequestContextDep,
-    SettingsDep,
-)
+from authsvc.dependencies import CurrentUser, LimitsDep, RequestContextDep, SettingsDep
 from authsvc.problems import responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])

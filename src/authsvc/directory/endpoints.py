@@ -9,10 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 
 from authsvc import errors
+from authsvc.audit.dependencies import AuditDep
 from authsvc.auth import transport
 from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import token_subject
-from authsvc.dependencies import AuditDep, LimitsDep, RequestContextDep, SettingsDep
+from authsvc.dependencies import LimitsDep, RequestContextDep, SettingsDep
 from authsvc.directory.errors import DirectoryNotConfiguredError
 from authsvc.directory.schemas import DirectorySignInRequest
 from authsvc.directory.service import REFRESH_PREFIX, DirectoryService

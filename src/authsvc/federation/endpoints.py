@@ -2,22 +2,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
 from authsvc import errors
+from authsvc.audit.dependencies import AuditDep
 from authsvc.auth import transport
 from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import token_subject
-from authsvc.dependencies import (
-    AuditDep,
-    CurrentUser,
-    LimitsDep,
-    RequestContextDep,
-    SettingsDep,
-    StateDep,
-)
+from authsvc.dependencies import CurrentUser, LimitsDep, RequestContextDep, SettingsDep, StateDep
+from authsvc.federation.dependencies import FederationDep
 from authsvc.federation.errors import (
     FederationNotConfiguredError,
     IdentityPoolRefusedError,
@@ -38,7 +33,7 @@ from authsvc.federation.schemas import (
     StartRequest,
     StartResponse,
 )
-from authsvc.federation.service import CallbackError, FederationService
+from authsvc.federation.service import CallbackError
 from authsvc.problems import responses
 
 router = APIRouter(tags=["federation"])
@@ -51,15 +46,6 @@ _TOKEN_HEADERS: dict[str, Any] = {
     "Cache-Control": {"description": "no-store", "schema": {"type": "string"}}
 }
 _UPSTREAM = errors.LIMITED_UPSTREAM
-
-
-async def get_federation(state: StateDep) -> FederationService:
-    if state.federation is None:
-        raise FederationNotConfiguredError()
-    return state.federation
-
-
-FederationDep = Annotated[FederationService, Depends(get_federation)]
 
 
 @router.get(

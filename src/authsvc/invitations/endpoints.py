@@ -3,26 +3,32 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from authsvc import cursors, errors
+from authsvc.audit.dependencies import AuditDep
 from authsvc.auth import transport
 from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import token_subject
 from authsvc.dependencies import (
-    AdminUser,
-    AuditDep,
-    InvitationServiceDep,
+    CurrentUser,
     LimitsDep,
     RequestContextDep,
     SessionDep,
     SettingsDep,
+    require_admin,
 )
 from authsvc.invitations import schemas
+from authsvc.invitations.dependencies import InvitationServiceDep
 from authsvc.problems import responses
 from authsvc.schemas import Email
 
-router = APIRouter(prefix="/v1/invitations", tags=["invitations"])
+# The admin routes carry the admin requirement on their router; lookup and accept are for
+# the invitee (their token is the credential). ``router`` holds both, admin routes first.
+admin_router = APIRouter(
+    prefix="/v1/invitations", tags=["invitations"], dependencies=[Depends(require_admin)]
+)
+public_router = APIRouter(prefix="/v1/invitations", tags=["invitations"])
 # Paths take `{invitation_id:uuid}`: only a UUID selects the admin routes below, so e.g.
 # `GET /v1/invitations/lookup` is 405 (a POST-only path), not an admin route asking for a token.
 
@@ -31,7 +37,7 @@ _UPSTREAM = errors.UPSTREAM
 _LIMITED = (errors.RateLimitedError,)
 
 
-@router.post(
+@admin_router.post(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.Invitation,
@@ -40,7 +46,7 @@ _LIMITED = (errors.RateLimitedError,)
 )
 def create_invitation(
     body: schemas.InvitationCreate,
-    admin: AdminUser,
+    admin: CurrentUser,
     session: SessionDep,
     invitations: InvitationServiceDep,
     audit: AuditDep,
@@ -53,14 +59,13 @@ def create_invitation(
         return invitation
 
 
-@router.get(
+@admin_router.get(
     "",
     response_model=schemas.InvitationPage,
     summary="List invitations, newest first",
     responses=responses(*_ADMIN, errors.InvalidCursorError),
 )
 def list_invitations(
-    _admin: AdminUser,
     session: SessionDep,
     invitations: InvitationServiceDep,
     status_: Annotated[schemas.Status | None, Query(alias="status")] = None,
@@ -71,7 +76,7 @@ def list_invitations(
     return invitations.list(session, status=status_, email=email, limit=limit, cursor=cursor)
 
 
-@router.get(
+@admin_router.get(
     "/{invitation_id:uuid}",
     response_model=schemas.Invitation,
     summary="One invitation",
@@ -79,14 +84,13 @@ def list_invitations(
 )
 def get_invitation(
     invitation_id: uuid.UUID,
-    _admin: AdminUser,
     session: SessionDep,
     invitations: InvitationServiceDep,
 ) -> schemas.Invitation:
     return invitations.get(session, invitation_id)
 
 
-@router.post(
+@admin_router.post(
     "/{invitation_id:uuid}/resend",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=schemas.Invitation,
@@ -95,7 +99,7 @@ def get_invitation(
 )
 def resend_invitation(
     invitation_id: uuid.UUID,
-    admin: AdminUser,
+    admin: CurrentUser,
     session: SessionDep,
     invitations: InvitationServiceDep,
     audit: AuditDep,
@@ -108,7 +112,7 @@ def resend_invitation(
         return invitation
 
 
-@router.delete(
+@admin_router.delete(
     "/{invitation_id:uuid}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Revoke an invitation",
@@ -116,7 +120,7 @@ def resend_invitation(
 )
 def revoke_invitation(
     invitation_id: uuid.UUID,
-    admin: AdminUser,
+    admin: CurrentUser,
     session: SessionDep,
     invitations: InvitationServiceDep,
     audit: AuditDep,
@@ -130,7 +134,7 @@ def revoke_invitation(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post(
+@public_router.post(
     "/lookup",
     response_model=schemas.InvitationLookup,
     summary="Who an invitation token is for (to fill the registration form)",
@@ -147,7 +151,7 @@ def lookup_invitation(
     return invitations.lookup(session, body.token)
 
 
-@router.post(
+@public_router.post(
     "/accept",
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResult,
@@ -175,3 +179,8 @@ def accept_invitation(
         result = invitations.accept(body)
         ev.actor = ev.target = token_subject(result.access_token)
         return transport.deliver(request, response, result, settings)
+
+
+router = APIRouter()
+router.include_router(admin_router)
+router.include_router(public_router)

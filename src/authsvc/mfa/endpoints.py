@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Response, status
+from fastapi import APIRouter, Body, Response, status
 
 from authsvc import errors
-from authsvc.dependencies import AuditDep, CurrentUser, LimitsDep, RequestContextDep, StateDep
+from authsvc.audit.dependencies import AuditDep
+from authsvc.dependencies import CurrentUser, LimitsDep, RequestContextDep
+from authsvc.mfa.dependencies import MfaServiceDep
 from authsvc.mfa.schemas import Reauthentication, TotpSetup, TotpVerify
-from authsvc.mfa.service import MfaService
 from authsvc.problems import responses
 
 router = APIRouter(prefix="/v1/me/mfa", tags=["profile"])
@@ -20,13 +21,6 @@ _REAUTH_NOTE = (
     " (the token's `auth_time`) or `current_password`; the change then ends every session"
     " (this one too) and emails the user a notice."
 )
-
-
-async def get_mfa_service(state: StateDep) -> MfaService:
-    return state.mfa
-
-
-MfaServiceDep = Annotated[MfaService, Depends(get_mfa_service)]
 
 
 @router.post(

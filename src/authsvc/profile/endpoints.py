@@ -3,14 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Response, status
 
 from authsvc import errors
-from authsvc.dependencies import (
-    AuditDep,
-    AuthServiceDep,
-    CurrentUser,
-    ProfileServiceDep,
-    RequestContextDep,
-)
+from authsvc.audit.dependencies import AuditDep
+from authsvc.auth.dependencies import AuthServiceDep
+from authsvc.dependencies import CurrentUser, RequestContextDep
 from authsvc.problems import responses
+from authsvc.profile.dependencies import ProfileServiceDep
 from authsvc.profile.schemas import ChangePasswordRequest, Me, ProfileUpdate
 
 router = APIRouter(prefix="/v1/me", tags=["profile"])

@@ -2,85 +2,53 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
-import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from authsvc import errors
-from authsvc.auth.repository import ContestedSignUpRepository
+from authsvc.auth.contested import CONFIRM_GRACE_S, ContestedSignUps
+from authsvc.auth.results import (
+    _WRAP_PREFIX,
+    _claim,
+    _public_parameters,
+    delivery_for,
+    mask_email,
+    token_subject,
+)
 from authsvc.auth.schemas import (
     ChallengeResult,
-    Delivery,
     DeliveryResponse,
     MfaCodeAnswer,
     NewPasswordAnswer,
     TokenResult,
 )
-from authsvc.auth.sealing import ChallengeSealer, SealedChallenge
+from authsvc.auth.sealing import SealedChallenge
 from authsvc.cognito.errors import AccountExistsError, PerUserLimitError, UnknownUserError
-from authsvc.cognito.gateway import CognitoGateway, challenge_username, user_sub
-from authsvc.cognito.pool import PoolInfoCache
+from authsvc.cognito.gateway import user_sub
 from authsvc.cognito.tokens import AccessClaims, unverified_claims
-from authsvc.db import Database
-from authsvc.revocation.service import RevocationRegistry
+
+# Names importers reach through this module.
+__all__ = [
+    "CONFIRM_GRACE_S",
+    "_WRAP_PREFIX",
+    "AuthService",
+    "_claim",
+    "_public_parameters",
+    "delivery_for",
+    "mask_email",
+    "token_subject",
+]
 
 log = logging.getLogger("authsvc.auth")
 
-_WRAP_PREFIX = "rt1."
-# A contested confirmation in flight (confirm, then reset) is left alone this long by the
-# repair loop of other instances: well above one confirmation's Cognito calls with retries.
-CONFIRM_GRACE_S = 60.0
 
+class AuthService(ContestedSignUps):
+    """Self-service flows. The state and results are in ``AuthResults`` (results.py),
+    ending sessions in ``AuthSessions`` (sessions.py), contested sign-ups in
+    ``ContestedSignUps`` (contested.py)."""
 
-def mask_email(email: str) -> str:
-    """``bob@example.com`` → ``b***@e***.com``, computed from what was submitted."""
-    local, _, domain = email.partition("@")
-    name, dot, tld = domain.rpartition(".")
-    if not dot:
-        name, tld = domain, ""
-    return f"{local[:1]}***@{name[:1]}***" + (f".{tld}" if tld else "")
-
-
-def delivery_for(email: str) -> DeliveryResponse:
-    return DeliveryResponse(delivery=Delivery(destination=mask_email(email)))
-
-
-class AuthService:
-    def __init__(
-        self,
-        gateway: CognitoGateway,
-        pool: PoolInfoCache,
-        revocations: RevocationRegistry,
-        sealer: ChallengeSealer,
-        db: Database | None = None,
-    ) -> None:
-        self.gateway = gateway
-        self.pool = pool
-        self.revocations = revocations
-        self.sealer = sealer
-        self.db = db
-        self._pending_sign_outs: set[str] = set()
-        self._pending_lock = threading.Lock()
-        # Refresh tokens another flow issued on its own app client: prefix -> refresh
-        # (directory sign-in registers "dir1.").
-        self.refresh_routes: dict[str, Callable[[str], TokenResult]] = {}
-        # Members of this Cognito group (the corporate directory's users) sign in only
-        # through the directory: no password sign-in and no password reset for them
-        # (set by create_app when the directory is configured).
-        self.password_refused_group: str | None = None
-        # Revokes one refresh token at the hosted UI's /oauth2/revoke (set by create_app when
-        # federation is configured): True when done or refused for good, False to retry.
-        self.refresh_revoker: Callable[[str], bool] | None = None
-        self._pending_revocations: set[str] = set()
-
-    # -- sign-up ------------------------------------------------------------------------
+    # -- sign-up ---------------------------------------------------------------------
 
     def sign_up(
         self,
@@ -104,137 +72,6 @@ class AuthService:
             self._sign_up_again(email, password, cognito_attributes)
         return delivery_for(email)
 
-    def _sign_up_again(self, email: str, password: str, attributes: dict[str, str]) -> None:
-        """A sign-up met an existing account (Cognito answers UsernameExists for an
-        UNCONFIRMED one too). A confirmed account is left alone. An unconfirmed one is
-        replaced by this registration, and the address is marked contested: whoever
-        confirms it with the code from the mailbox must then set a new password, so no
-        password chosen by a registrant who does not hold the mailbox survives confirmation,
-        whichever registered last (see the README, "Pre-account hijacking")."""
-        try:
-            user = self.gateway.admin_get_user(email)
-        except UnknownUserError:
-            return  # deleted meanwhile (a race with an admin or an invitation)
-        if user.get("UserStatus") != "UNCONFIRMED":
-            log.info("sign-up for an existing account")
-            return
-        # Marked first: if the database cannot say so, nothing is replaced (503).
-        self._mark_contested(email)
-        try:
-            self.gateway.admin_delete_user(user["Username"])
-        except UnknownUserError:
-            pass  # a concurrent sign-up replaced it first
-        try:
-            self.gateway.sign_up(email, password, attributes)
-        except AccountExistsError:
-            # Another registration won the race; the mark holds for it as well.
-            log.info("sign-up replaced concurrently")
-        log.info("unconfirmed sign-up replaced; the address is contested")
-
-    def confirm_sign_up(self, email: str, code: str) -> bool:
-        """Returns True when the owner must now set a new password (a contested address):
-        Cognito has emailed them a reset code, used at /v1/auth/password/reset."""
-        contested = self._is_contested(email)  # read first: a failure changes nothing
-        if contested:
-            # Noted before Cognito confirms: should this instance stop before the reset
-            # below, any instance's repair loop finds the row and finishes it.
-            self._note_confirming(email, datetime.now(UTC))
-        try:
-            self.gateway.confirm_sign_up(email, code)
-        except errors.AuthSvcError:
-            if contested:
-                self._note_confirming(email, None, quiet=True)
-            raise
-        if not contested:
-            return False
-        # The code proved the mailbox, not the password: any registrant may have chosen it.
-        self._reset_contested(email)
-        return True
-
-    def repair_contested(self, grace_seconds: float = CONFIRM_GRACE_S) -> int:
-        """Finish contested confirmations that were confirmed without the reset (an instance
-        stopped, or Cognito failed, in between). Returns how many were finished."""
-        if self.db is None:
-            return 0
-        before = datetime.now(UTC) - timedelta(seconds=grace_seconds)
-        try:
-            with self.db.sessions() as session:
-                emails = ContestedSignUpRepository(session).confirming_before(before)
-        except SQLAlchemyError:
-            return 0
-        done = 0
-        for email in emails:
-            try:
-                user = self.gateway.admin_get_user(email)
-            except UnknownUserError:
-                self._clear_contested_quietly(email)
-                continue
-            except errors.AuthSvcError:
-                continue
-            status = user.get("UserStatus")
-            if status == "UNCONFIRMED":  # that confirmation failed: wait for the next one
-                self._note_confirming(email, None, quiet=True)
-            elif status == "RESET_REQUIRED":
-                self._clear_contested_quietly(email)
-            elif self._reset_contested(email):
-                done += 1
-        return done
-
-    def _reset_contested(self, email: str) -> bool:
-        try:
-            user = self.gateway.admin_get_user(email)
-            self.gateway.admin_reset_user_password(user["Username"])
-            # Tokens signed in with the old password between confirmation and reset die too.
-            self.end_all_sessions(user_sub(user), user["Username"])
-            self._clear_contested(email)
-        except (errors.AuthSvcError, SQLAlchemyError) as exc:
-            # The confirmation took effect: answer it as such; the row (noted as confirming)
-            # stays, and the repair loop (repair_contested) finishes it.
-            log.warning("contested sign-up: reset left to the repair loop (%s)", type(exc).__name__)
-            return False
-        return True
-
-    def _note_confirming(self, email: str, at: datetime | None, *, quiet: bool = False) -> None:
-        try:
-            if self.db is None:
-                return
-            with self.db.sessions() as session, session.begin():
-                ContestedSignUpRepository(session).confirming(email, at)
-        except SQLAlchemyError:
-            if quiet:
-                return
-            raise errors.UpstreamUnavailableError("The database is unavailable.") from None
-
-    def _clear_contested_quietly(self, email: str) -> None:
-        try:
-            self._clear_contested(email)
-        except SQLAlchemyError:
-            pass
-
-    def _mark_contested(self, email: str) -> None:
-        if self.db is None:
-            raise errors.UpstreamUnavailableError()
-        try:
-            with self.db.sessions() as session, session.begin():
-                ContestedSignUpRepository(session).mark(email, datetime.now(UTC))
-        except SQLAlchemyError:
-            raise errors.UpstreamUnavailableError("The database is unavailable.") from None
-
-    def _is_contested(self, email: str) -> bool:
-        if self.db is None:
-            return False
-        try:
-            with self.db.sessions() as session:
-                return ContestedSignUpRepository(session).is_contested(email)
-        except SQLAlchemyError:
-            raise errors.UpstreamUnavailableError("The database is unavailable.") from None
-
-    def _clear_contested(self, email: str) -> None:
-        if self.db is None:
-            return
-        with self.db.sessions() as session, session.begin():
-            ContestedSignUpRepository(session).clear(email)
-
     def resend_code(
         self, email: str, *, code_issued: Callable[[], None] | None = None
     ) -> DeliveryResponse:
@@ -254,7 +91,7 @@ class AuthService:
             code_issued()
         return delivery_for(email)
 
-    # -- sign-in ------------------------------------------------------------------------
+    # -- sign-in ---------------------------------------------------------------------
 
     def sign_in(self, email: str, password: str) -> TokenResult | ChallengeResult:
         started = self.revocations.started()
@@ -303,52 +140,7 @@ class AuthService:
         assert isinstance(result, TokenResult)
         return result
 
-    def sign_out(self, claims: AccessClaims, *, refresh_token: str | None = None) -> None:
-        # Revoke here first: whatever Cognito answers next, these tokens are dead.
-        self.revocations.revoke(claims.sub)
-        self.end_cognito_sessions(claims.username, access_token=claims.token)
-        if refresh_token is not None:
-            self.revoke_refresh_token(refresh_token)
-
-    def revoke_refresh_token(self, refresh_token: str) -> None:
-        """The hosted UI's /oauth2/revoke for this session's refresh token (a federated
-        session's, issued by /oauth2/token), best effort: GlobalSignOut above already ends
-        it at Cognito. A fault queues it for ``retry_pending_sign_outs``."""
-        if self.refresh_revoker is None:
-            return
-        if any(refresh_token.startswith(prefix) for prefix in self.refresh_routes):
-            return  # another app client's token (the directory's): not this client's to revoke
-        try:
-            _, upstream = self._unwrap(refresh_token)
-        except errors.InvalidTokenError:
-            return
-        if not self.refresh_revoker(upstream):
-            with self._pending_lock:
-                self._pending_revocations.add(upstream)
-
-    def end_cognito_sessions(self, username: str, *, access_token: str | None = None) -> None:
-        """Revoke the user's refresh tokens at Cognito. If Cognito cannot be reached now, the
-        sign-out is retried in the background (``retry_pending_sign_outs``) until it can:
-        the access tokens are already dead locally, and the refresh tokens must follow."""
-        if access_token is not None:
-            try:
-                self.gateway.global_sign_out(access_token)
-                return
-            except errors.AuthSvcError:
-                pass  # revoked at Cognito already, or a fault: the admin call covers both
-        try:
-            self.gateway.admin_user_global_sign_out(username)
-        except errors.NotFoundError:
-            return  # no such user any more: nothing left to sign out
-        except errors.AuthSvcError as exc:
-            with self._pending_lock:
-                self._pending_sign_outs.add(username)
-            log.warning("Cognito sign-out queued for retry: %s", exc.code)
-
-    def pending_sign_outs(self) -> frozenset[str]:
-        """Usernames whose Cognito sign-out failed and waits for a retry."""
-        with self._pending_lock:
-            return frozenset(self._pending_sign_outs)
+    # -- sign-out --------------------------------------------------------------------
 
     def retry_pending_sign_outs(self) -> int:
         """Run by a background loop; returns how many queued sign-outs went through.
@@ -376,7 +168,7 @@ class AuthService:
             done += 1
         return done
 
-    # -- passwords ----------------------------------------------------------------------
+    # -- passwords -------------------------------------------------------------------
 
     def forgot_password(
         self, email: str, *, code_issued: Callable[[], None] | None = None
@@ -424,21 +216,6 @@ class AuthService:
         if user is not None:
             self.end_all_sessions(user_sub(user), user["Username"])
 
-    def end_all_sessions(self, sub: str, username: str) -> None:
-        """After a change that has taken effect (reset, MFA change): end every session and
-        never raise. Locally first (kept in memory and written later if the database is
-        down), then at Cognito (queued for ``retry_pending_sign_outs`` if it fails)."""
-        try:
-            self.revocations.revoke(sub)
-        except Exception:  # noqa: BLE001 - the change took effect: answer it as such
-            log.exception("local revocation failed after a change that took effect")
-        try:
-            self.end_cognito_sessions(username)
-        except Exception:  # noqa: BLE001 - as above; queue it instead of failing
-            with self._pending_lock:
-                self._pending_sign_outs.add(username)
-            log.exception("Cognito sign-out queued after an unexpected failure")
-
     def change_password(self, claims: AccessClaims, current: str, new: str) -> None:
         self.pool.get().policy.check(new)
         self.gateway.change_password(claims.token, current, new)
@@ -447,7 +224,7 @@ class AuthService:
         self.revocations.revoke(claims.sub)
         self.end_cognito_sessions(claims.username, access_token=claims.token)
 
-    # -- helpers ------------------------------------------------------------------------
+    # -- helpers ---------------------------------------------------------------------
 
     def _is_directory_member(self, email: str) -> bool:
         group = self.password_refused_group
@@ -481,96 +258,3 @@ class AuthService:
                 log.info("revoking a refused directory user's refresh token failed: %s", exc.code)
         log.info("password sign-in refused for a directory user")
         raise errors.InvalidCredentialsError()
-
-    def tokens_from(
-        self, response: dict[str, Any], started: int, *, email: str = ""
-    ) -> TokenResult | ChallengeResult:
-        """Turn a Cognito auth response obtained by another flow (invitations, federation, the
-        directory) into a result. ``email`` names the user of a challenge; the flows that pass
-        none expect tokens only (a challenge is then an ``upstream_error``)."""
-        return self._result(response, started, email=email, username=email)
-
-    def _result(
-        self,
-        response: dict[str, Any],
-        started: int,
-        *,
-        email: str = "",
-        username: str = "",
-        refresh_token: str | None = None,
-    ) -> TokenResult | ChallengeResult:
-        auth = response.get("AuthenticationResult")
-        if auth:
-            access = auth["AccessToken"]
-            self.revocations.issued(access, started)
-            new_refresh = auth.get("RefreshToken")
-            return TokenResult(
-                access_token=access,
-                id_token=auth["IdToken"],
-                refresh_token=self._wrap(access, new_refresh) if new_refresh else refresh_token,
-                expires_in=int(auth.get("ExpiresIn", 3600)),
-            )
-        challenge = response.get("ChallengeName")
-        if not challenge or not response.get("Session") or not email:
-            raise errors.UpstreamError()
-        sealed = SealedChallenge(
-            session=response["Session"],
-            username=challenge_username(response, username or email),
-            email=email,
-            challenge=challenge,
-        )
-        return ChallengeResult(
-            challenge=challenge,
-            session=self.sealer.seal(sealed),
-            parameters=_public_parameters(response.get("ChallengeParameters", {})),
-        )
-
-    def _wrap(self, access_token: str, refresh_token: str) -> str:
-        """With a client secret, refresh needs the username for SECRET_HASH: carry it along."""
-        if not self.gateway.client_secret:
-            return refresh_token
-        username = _claim(access_token, "username")
-        encoded = base64.urlsafe_b64encode(username.encode()).decode().rstrip("=")
-        return f"{_WRAP_PREFIX}{encoded}.{refresh_token}"
-
-    @staticmethod
-    def _unwrap(token: str) -> tuple[str | None, str]:
-        if not token.startswith(_WRAP_PREFIX):
-            return None, token
-        encoded, _, upstream = token[len(_WRAP_PREFIX) :].partition(".")
-        try:
-            username = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise errors.InvalidTokenError("The refresh token is not valid.") from None
-        if not upstream or not username:
-            raise errors.InvalidTokenError("The refresh token is not valid.")
-        return username, upstream
-
-
-def token_subject(access_token: str) -> str:
-    """The ``sub`` of a token Cognito just issued (already trusted: not re-verified)."""
-    return _claim(access_token, "sub")
-
-
-def _claim(token: str, name: str) -> str:
-    data = unverified_claims(token)
-    return str(data.get(name) or data.get("sub"))
-
-
-def _public_parameters(raw: dict[str, str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, text in raw.items():
-        value: Any = text  # the attribute lists arrive as JSON text
-        if key in {"USER_ID_FOR_SRP", "USERNAME"}:
-            continue  # whose challenge it is travels sealed in the session
-        if key in {"userAttributes", "requiredAttributes"}:
-            try:
-                value = json.loads(value)
-            except (TypeError, ValueError):
-                pass
-            if key == "userAttributes" and isinstance(value, dict):
-                value = {k.removeprefix("custom:"): v for k, v in value.items()}
-            if key == "requiredAttributes" and isinstance(value, list):
-                value = [str(v).removeprefix("userAttributes.") for v in value]
-        out[key] = value
-    return out

@@ -28,20 +28,16 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-import jwt
-from botocore.exceptions import BotoCoreError, ClientError
 
 from authsvc import errors
 from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import AuthService, token_subject
-from authsvc.cognito.gateway import make_client, new_client
-from authsvc.cognito.tokens import AccessClaims, TokenVerifier
+from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings
 from authsvc.db import Database
 from authsvc.email.crypto import PayloadCipher
+from authsvc.federation.credentials import AwsCredentials, IdentityCredentials
 from authsvc.federation.errors import (
-    FederationNotConfiguredError,
-    IdentityPoolRefusedError,
     InvalidGrantError,
     InvalidHandoffCodeError,
     InvalidStateError,
@@ -52,6 +48,8 @@ from authsvc.federation.errors import (
 from authsvc.federation.providers import Provider, parse_providers
 from authsvc.federation.repository import GrantRepository
 
+__all__ = ["AwsCredentials", "CallbackError", "FederationService", "Finished", "Started"]
+
 log = logging.getLogger("authsvc.federation")
 
 # aws.cognito.signin.user.admin: without it Cognito refuses the hosted UI's access tokens on
@@ -60,19 +58,6 @@ log = logging.getLogger("authsvc.federation")
 SCOPES = "openid email profile aws.cognito.signin.user.admin"
 HANDOFF_TTL_SECONDS = 60
 _STATE, _HANDOFF = "state", "handoff"
-# Cognito-identity answers that mean "not for this user/pool", not "try later".
-_POOL_REFUSALS = frozenset(
-    {
-        "NotAuthorizedException",
-        "ResourceNotFoundException",
-        "InvalidParameterException",
-        "InvalidIdentityPoolConfigurationException",
-        "ExternalServiceException",
-    }
-)
-_POOL_UNAVAILABLE = frozenset(
-    {"TooManyRequestsException", "InternalErrorException", "LimitExceededException"}
-)
 
 
 def _hash(value: str) -> str:
@@ -97,15 +82,6 @@ class Finished:
     sub: str
 
 
-@dataclass(frozen=True, slots=True)
-class AwsCredentials:
-    identity_id: str
-    access_key_id: str
-    secret_access_key: str
-    session_token: str
-    expiration: datetime
-
-
 class CallbackError(Exception):
     """A callback failed after its state was found: ``redirect_uri`` is the app's."""
 
@@ -121,7 +97,7 @@ class CallbackError(Exception):
         return f"{self.redirect_uri}#{urlencode(fragment)}"
 
 
-class FederationService:
+class FederationService(IdentityCredentials):
     def __init__(
         self,
         settings: Settings,
@@ -145,7 +121,7 @@ class FederationService:
         )
         self._identity_client = identity_client
 
-    # -- web flow -----------------------------------------------------------------------
+    # -- web flow --------------------------------------------------------------------
 
     def provider(self, name: str) -> Provider:
         provider = self.providers.get(name.lower())
@@ -224,7 +200,7 @@ class FederationService:
         data = self._take(_HANDOFF, handoff_code, InvalidHandoffCodeError)
         return TokenResult.model_validate(data)
 
-    # -- native flow --------------------------------------------------------------------
+    # -- native flow -----------------------------------------------------------------
 
     def native_token(self, code: str, code_verifier: str, redirect_uri: str) -> TokenResult:
         self.check_redirect_uri(redirect_uri)
@@ -239,7 +215,7 @@ class FederationService:
         )
         return self._result(tokens, started)
 
-    # -- sign-out -----------------------------------------------------------------------
+    # -- sign-out --------------------------------------------------------------------
 
     def revoke_refresh_token(self, refresh_token: str) -> bool:
         """POST the hosted UI's /oauth2/revoke (RFC 7009) for one refresh token. True when
@@ -273,91 +249,7 @@ class FederationService:
             )
         return True
 
-    # -- AWS credentials ----------------------------------------------------------------
-
-    def aws_credentials(self, claims: AccessClaims, id_token: str) -> AwsCredentials:
-        pool_id = self.settings.identity_pool_id
-        if not pool_id:
-            raise FederationNotConfiguredError("No identity pool is configured.")
-        self._verify_id_token(id_token, claims.sub)
-        # The login key is the user pool's issuer without the scheme (Cognito's rule).
-        logins = {self.settings.issuer.removeprefix("https://"): id_token}
-        client = self.identity_client()
-        try:
-            identity_id = client.get_id(IdentityPoolId=pool_id, Logins=logins)["IdentityId"]
-            answer = client.get_credentials_for_identity(IdentityId=identity_id, Logins=logins)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code in _POOL_REFUSALS:
-                log.info("identity pool refused credentials: %s", code)
-                raise IdentityPoolRefusedError() from None
-            if (
-                code in _POOL_UNAVAILABLE
-                or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500
-            ):
-                raise errors.UpstreamUnavailableError() from None
-            log.warning("cognito-identity answered %s: %s", code, exc)
-            raise errors.UpstreamError() from None
-        except BotoCoreError as exc:
-            log.warning("cognito-identity unreachable: %s", type(exc).__name__)
-            raise errors.UpstreamUnavailableError() from None
-        creds = answer["Credentials"]
-        return AwsCredentials(
-            identity_id=identity_id,
-            access_key_id=creds["AccessKeyId"],
-            secret_access_key=creds["SecretKey"],
-            session_token=creds["SessionToken"],
-            expiration=creds["Expiration"],
-        )
-
-    def identity_client(self) -> Any:
-        if self._identity_client is None:
-            base = make_client(self.settings)  # same region, endpoint, timeouts and retries
-            kwargs: dict[str, Any] = {"config": base.meta.config}
-            if self.settings.cognito_endpoint_url:
-                kwargs["endpoint_url"] = self.settings.cognito_endpoint_url
-            if self.settings.dev_mode or self.settings.cognito_endpoint_url:
-                # GetId and GetCredentialsForIdentity are unsigned calls at AWS; an emulator
-                # still wants some credentials to parse the request.
-                kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")  # noqa: S106
-            client = new_client("cognito-identity", **kwargs)
-            if self.settings.dev_mode:
-                from authsvc.dev.identity import CheckedIdentityClient
-
-                client = CheckedIdentityClient(client)  # Cognito's refusals moto lacks
-            self._identity_client = client
-        return self._identity_client
-
-    def _verify_id_token(self, id_token: str, sub: str) -> None:
-        """The ID token goes to AWS as the user's login: check it is this user's, for this
-        client, from this pool, and alive (moto's cognito-identity checks none of it)."""
-        try:
-            header = jwt.get_unverified_header(id_token)
-        except jwt.PyJWTError:
-            raise errors.InvalidTokenError("The ID token is malformed.") from None
-        if header.get("alg") != "RS256" or not isinstance(header.get("kid"), str):
-            raise errors.InvalidTokenError("The ID token is not an RS256 token of this pool.")
-        key = self.verifier.jwks.get(header["kid"])
-        try:
-            payload = jwt.decode(
-                id_token,
-                key,
-                algorithms=["RS256"],
-                issuer=self.verifier.issuer,
-                audience=self.settings.cognito_client_id,
-                leeway=self.verifier.leeway,
-                options={"require": ["exp", "iat", "iss", "sub", "aud", "token_use"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise errors.InvalidTokenError("The ID token has expired.") from None
-        except jwt.PyJWTError:
-            raise errors.InvalidTokenError("The ID token is not valid.") from None
-        if payload.get("token_use") != "id":
-            raise errors.InvalidTokenError("An ID token is required in id_token.")
-        if payload.get("sub") != sub:
-            raise errors.InvalidTokenError("The ID token belongs to another user.")
-
-    # -- helpers ------------------------------------------------------------------------
+    # -- helpers (AWS credentials: credentials.py) -----------------------------------
 
     def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
         """POST to the hosted UI's /oauth2/token. A confidential client authenticates with

@@ -166,7 +166,7 @@ def current_revisions(connection: Connection) -> tuple[str, ...]:
     """What ``alembic_version`` holds; none on a database that was never migrated."""
     if not inspect(connection).has_table(VERSION_TABLE):
         return ()
-    rows = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
+    rows = connection.execute(text("SELECT version_num FROM alembic_version"))
     return tuple(str(row[0]) for row in rows)
 
 

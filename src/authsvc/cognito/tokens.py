@@ -13,13 +13,13 @@ import json
 import logging
 import threading
 import time
+import urllib.request
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import jwt
 
 from authsvc import errors
@@ -117,10 +117,45 @@ class JWKSCache:
         self._keys = keys
 
 
+# A JWKS is a few kilobytes; anything much larger is not one.
+MAX_JWKS_BYTES = 1 << 20
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an error (HTTPError), never followed: the keys come from the pool's own URL."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+# The standard library's client, not httpx: importing httpx (and the CLI extras it pulls
+# in when installed) was ~0.1-0.3 s of every `authsvc serve` start (issue 12, row 10).
+# Only http and https: no file:, ftp: or data: handler.
+_OPENER = urllib.request.OpenerDirector()
+for _handler in (
+    urllib.request.ProxyHandler(),
+    urllib.request.HTTPHandler(),
+    urllib.request.HTTPSHandler(),
+    urllib.request.HTTPDefaultErrorHandler(),
+    urllib.request.HTTPErrorProcessor(),
+    _NoRedirects(),
+):
+    _OPENER.add_handler(_handler)
+
+
 def _http_fetch(url: str) -> dict[str, Any]:
-    response = httpx.get(url, timeout=3.0, follow_redirects=False)
-    response.raise_for_status()
-    document: dict[str, Any] = json.loads(response.content)
+    """GET ``url``: a 2xx JSON object, or an exception (URLError/HTTPError for a network
+    failure or any other status, 3xx included; ValueError for a body that is not one)."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("the JWKS URL must be http(s)")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - http(s) only, checked above
+    with _OPENER.open(request, timeout=3.0) as response:
+        body = response.read(MAX_JWKS_BYTES + 1)
+    if len(body) > MAX_JWKS_BYTES:
+        raise ValueError("the JWKS document is too large")
+    document = json.loads(body)
+    if not isinstance(document, dict):
+        raise ValueError("the JWKS document is not a JSON object")
     return document
 
 

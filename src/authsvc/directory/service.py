@@ -16,7 +16,7 @@ import logging
 import secrets
 import string
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from authsvc import errors
 from authsvc.auth.schemas import TokenResult
@@ -26,8 +26,10 @@ from authsvc.cognito.gateway import CognitoGateway, from_attribute_list, user_su
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.config import Settings
 from authsvc.directory import triggers
-from authsvc.directory.ldap import DirectoryEntry, LdapDirectory
 from authsvc.revocation.service import RevocationRegistry
+
+if TYPE_CHECKING:
+    from authsvc.directory.ldap import DirectoryEntry, LdapDirectory
 
 log = logging.getLogger("authsvc.directory")
 
@@ -63,7 +65,12 @@ class DirectoryService:
         self.pool = pool
         self.revocations = revocations
         self.auth = auth
-        self.directory = directory or LdapDirectory(settings)
+        if directory is None:
+            # ldap3 is imported only by an app with a directory configured (issue 12).
+            from authsvc.directory.ldap import LdapDirectory
+
+            directory = LdapDirectory(settings)
+        self.directory = directory
         secret = settings.directory_client_secret
         client_settings = settings.model_copy(
             update={

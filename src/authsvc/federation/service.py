@@ -24,10 +24,9 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
 import jwt
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -51,6 +50,9 @@ from authsvc.federation.errors import (
 )
 from authsvc.federation.providers import Provider, parse_providers
 from authsvc.federation.repository import GrantRepository
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("authsvc.federation")
 
@@ -140,9 +142,15 @@ class FederationService:
         self.verifier = verifier
         self.providers: dict[str, Provider] = parse_providers(settings.federation_providers)
         self.redirect_uris = frozenset(settings.federation_redirect_uris)
-        self.http = http or httpx.Client(
-            timeout=settings.federation_timeout_seconds, follow_redirects=False
-        )
+        if http is None:
+            # Imported here: only an app with federation configured talks HTTP (issue 12:
+            # httpx is not imported by every start-up).
+            import httpx
+
+            http = httpx.Client(
+                timeout=settings.federation_timeout_seconds, follow_redirects=False
+            )
+        self.http = http
         self._identity_client = identity_client
 
     # -- web flow -----------------------------------------------------------------------
@@ -248,6 +256,8 @@ class FederationService:
         the endpoint could not be reached, so the caller retries."""
         if not self.settings.federation_domain_url:
             return True
+        import httpx
+
         form = {"token": refresh_token}
         secret = self.settings.client_secret
         auth = httpx.BasicAuth(self.settings.cognito_client_id, secret) if secret else None
@@ -361,6 +371,8 @@ class FederationService:
     def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
         """POST to the hosted UI's /oauth2/token. A confidential client authenticates with
         HTTP Basic (what Cognito expects); a public one names itself in the body."""
+        import httpx
+
         secret = self.settings.client_secret
         client_id = self.settings.cognito_client_id
         auth = None

@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Literal
 
-import redis
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -111,6 +110,8 @@ def _database(state: AppState) -> None:
 
 
 def _redis(url: str) -> None:
+    import redis  # only configurations with AUTHSVC_REDIS_URL probe it (issue 12: start-up)
+
     client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     try:
         client.ping()

@@ -43,6 +43,23 @@ def secret_hash(username: str, client_id: str, client_secret: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+class SecretHasher:
+    """``secret_hash`` for one app client, keyed once: each call copies the keyed HMAC
+    instead of hashing the secret into its inner and outer pads again (issue 12: sign-in)."""
+
+    __slots__ = ("_keyed", "client_id", "client_secret")
+
+    def __init__(self, client_id: str, client_secret: str) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._keyed = hmac.new(client_secret.encode(), digestmod=hashlib.sha256)
+
+    def __call__(self, username: str) -> str:
+        mac = self._keyed.copy()
+        mac.update((username + self.client_id).encode())
+        return base64.b64encode(mac.digest()).decode()
+
+
 def to_attribute_list(attributes: Attributes) -> list[dict[str, str]]:
     return [{"Name": name, "Value": value} for name, value in attributes.items()]
 
@@ -158,6 +175,7 @@ class CognitoGateway:
         self.pool_id = settings.cognito_user_pool_id
         self.client_id = settings.cognito_client_id
         self.client_secret = settings.client_secret
+        self._hasher: SecretHasher | None = None
         self.client = client if client is not None else make_client(settings)
         self.once_client = client if client is not None else make_client(settings, max_attempts=1)
 
@@ -249,16 +267,29 @@ class CognitoGateway:
         except errors.NotFoundError:
             return None
 
+    def secret_hash(self, username: str) -> str:
+        """SECRET_HASH for ``username`` with this gateway's app client (which must have a
+        secret); the keyed HMAC is rebuilt only when the client or its secret changes."""
+        assert self.client_secret is not None
+        hasher = self._hasher
+        if (
+            hasher is None
+            or hasher.client_id != self.client_id
+            or hasher.client_secret != self.client_secret
+        ):
+            hasher = self._hasher = SecretHasher(self.client_id, self.client_secret)
+        return hasher(username)
+
     def _with_secret(
         self, params: dict[str, str], username: str, key: str = "SECRET_HASH"
     ) -> dict[str, str]:
         if self.client_secret:
-            params[key] = secret_hash(username, self.client_id, self.client_secret)
+            params[key] = self.secret_hash(username)
         return params
 
     def _secret_kwarg(self, username: str) -> dict[str, str]:
         if self.client_secret:
-            return {"SecretHash": secret_hash(username, self.client_id, self.client_secret)}
+            return {"SecretHash": self.secret_hash(username)}
         return {}
 
     # -- pool metadata ------------------------------------------------------------------

@@ -147,9 +147,7 @@ class FederationService:
             # httpx is not imported by every start-up).
             import httpx
 
-            http = httpx.Client(
-                timeout=settings.federation_timeout_seconds, follow_redirects=False
-            )
+            http = httpx.Client(timeout=settings.federation_timeout_seconds, follow_redirects=False)
         self.http = http
         self._identity_client = identity_client
 

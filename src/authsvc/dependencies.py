@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -133,6 +134,10 @@ InvitationServiceDep = Annotated[InvitationService, Depends(get_invitation_servi
 
 
 async def get_request_context(request: Request, state: StateDep) -> RequestContext:
+    return request_context(request, state)
+
+
+def request_context(request: Request, state: AppState) -> RequestContext:
     return RequestContext(
         ip=client_ip(
             request.client.host if request.client else None,
@@ -145,6 +150,40 @@ async def get_request_context(request: Request, state: StateDep) -> RequestConte
 
 
 RequestContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+@dataclass(frozen=True, slots=True)
+class PublicCall:
+    """What a public (no token) route on the sign-in path uses, from one dependency: each
+    dependency FastAPI resolves is ~40 Python calls per request, and sign-in had ten of
+    them (issue 12: sign-in overhead)."""
+
+    state: AppState
+    ctx: RequestContext
+
+    @property
+    def auth(self) -> AuthService:
+        return self.state.auth
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.state.audit
+
+    @property
+    def limits(self) -> RateLimits:
+        return self.state.limits
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+
+async def public_call(request: Request) -> PublicCall:
+    state: AppState = request.app.state.authsvc
+    return PublicCall(state, request_context(request, state))
+
+
+PublicCallDep = Annotated[PublicCall, Depends(public_call)]
 
 
 async def get_audit(state: StateDep) -> AuditLog:

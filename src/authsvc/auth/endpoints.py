@@ -29,6 +29,7 @@ from authsvc.dependencies import (
     AuthServiceDep,
     CurrentUser,
     LimitsDep,
+    PublicCallDep,
     RequestContextDep,
     SettingsDep,
 )
@@ -149,23 +150,15 @@ def resend_code(
         ),
     },
 )
-def sign_in(
-    body: SignInRequest,
-    request: Request,
-    response: Response,
-    auth: AuthServiceDep,
-    audit: AuditDep,
-    ctx: RequestContextDep,
-    limits: LimitsDep,
-    settings: SettingsDep,
-) -> Any:
-    with audit.track("sign_in", ctx, target=body.email, failure_action="sign_in_failed") as ev:
+def sign_in(body: SignInRequest, request: Request, response: Response, call: PublicCallDep) -> Any:
+    ctx, limits = call.ctx, call.limits
+    with call.audit.track("sign_in", ctx, target=body.email, failure_action="sign_in_failed") as ev:
         limits.hit("sign_in_ip", ctx.ip)
         with limits.sign_in_failures(body.email, ctx.ip):
-            result = auth.sign_in(body.email, body.password)
+            result = call.auth.sign_in(body.email, body.password)
         if isinstance(result, TokenResult):
             ev.actor = token_subject(result.access_token)
-            return transport.deliver(request, response, result, settings)
+            return transport.deliver(request, response, result, call.settings)
         ev.detail["challenge"] = result.challenge
         return result
 

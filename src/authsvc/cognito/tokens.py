@@ -15,9 +15,10 @@ import threading
 import time
 import urllib.request
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import jwt
@@ -159,13 +160,25 @@ def _http_fetch(url: str) -> dict[str, Any]:
     return document
 
 
-def unverified_claims(token: str) -> dict[str, Any]:
+_last_read = threading.local()
+
+
+def unverified_claims(token: str) -> Mapping[str, Any]:
     """The payload of a token Cognito has just handed us, read without verification: only
-    for tokens received straight from Cognito, never for one a client presents."""
+    for tokens received straight from Cognito, never for one a client presents.
+
+    Read-only, and read once: a sign-in looks at its new token three times (the revocation
+    ledger, the refresh token's username, the audit event's actor), all on the request's
+    thread, so each thread keeps the last token it decoded (issue 12: sign-in)."""
+    if getattr(_last_read, "token", None) == token:
+        claims: Mapping[str, Any] = _last_read.claims
+        return claims
     payload = token.split(".")[1]
-    claims: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if not isinstance(decoded, dict):
+        raise ValueError("the token's payload is not a JSON object")
+    claims = MappingProxyType(decoded)
+    _last_read.token, _last_read.claims = token, claims
     return claims
 
 

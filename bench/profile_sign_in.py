@@ -16,7 +16,9 @@ process). Two load-independent measures per sign-in:
   and the same for a direct boto3 ``initiate_auth`` against the same moto: the difference
   is the CPU authsvc adds. moto runs in its own process and is in neither number.
 
-Prints the top functions (by calls) outside the Cognito call. Never run by the tests.
+Prints the top functions (by calls) outside the Cognito call. ``--other-routes`` also counts
+Python calls per request for /healthz, a cached-token /v1/auth/session and an invitation
+lookup (1,000 invitations, as bench/run.py fills them). Never run by the tests.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from bench.run import (  # noqa: E402
     Run,
     bench_database,
     compile_sources,
+    fill_invitations,
     serve_env,
     start_moto,
 )
@@ -107,13 +110,20 @@ class CallCounter:
         threading.setprofile(None)  # type: ignore[arg-type]
 
 
-async def asgi_post(app: Any, path: str, payload: dict[str, Any]) -> tuple[int, bytes]:
-    body = json.dumps(payload).encode()
+async def asgi_post(
+    app: Any,
+    path: str,
+    payload: dict[str, Any] | None,
+    *,
+    method: str = "POST",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> tuple[int, bytes]:
+    body = json.dumps(payload).encode() if payload is not None else b""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
@@ -124,6 +134,7 @@ async def asgi_post(app: Any, path: str, payload: dict[str, Any]) -> tuple[int, 
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             (b"user-agent", b"profile_sign_in"),
+            *headers,
         ],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
@@ -145,6 +156,45 @@ async def asgi_post(app: Any, path: str, payload: dict[str, Any]) -> tuple[int, 
 
     await app(scope, receive, send)
     return status, b"".join(chunks)
+
+
+async def calls_per_request(app: Any, n: int, send: Any) -> float:
+    """Python calls per request on the serving threads (for the other hot paths)."""
+    for _ in range(20):
+        await send()
+    counter = CallCounter()
+    await counter.install()
+    try:
+        counter.active = True
+        for _ in range(n):
+            await send()
+        counter.active = False
+    finally:
+        await counter.remove()
+    return (counter.added + counter.cognito) / n
+
+
+async def other_routes(app: Any, token: str, invitation: str, n: int) -> dict[str, float]:
+    bearer = ((b"authorization", f"Bearer {token}".encode()),)
+
+    async def healthz() -> None:
+        status, _ = await asgi_post(app, "/healthz", None, method="GET")
+        assert status == 200
+
+    async def session() -> None:
+        status, _ = await asgi_post(app, "/v1/auth/session", None, method="GET", headers=bearer)
+        assert status == 200
+
+    async def lookup() -> None:
+        status, answer = await asgi_post(app, "/v1/invitations/lookup", {"token": invitation})
+        assert status == 200, answer
+
+    async with app.router.lifespan_context(app):
+        return {
+            "GET /healthz": await calls_per_request(app, n, healthz),
+            "GET /v1/auth/session": await calls_per_request(app, n, session),
+            "POST /v1/invitations/lookup": await calls_per_request(app, n, lookup),
+        }
 
 
 async def profile(app: Any, cognito: Any, email: str, n: int, top: int) -> dict[str, Any]:
@@ -208,6 +258,11 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=300, help="sign-ins per measure")
     parser.add_argument("--top", type=int, default=30, help="functions listed")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument(
+        "--other-routes",
+        action="store_true",
+        help="also count calls per request for /healthz, /v1/auth/session, invitation lookup",
+    )
     args = parser.parse_args()
     compile_sources()
     run = Run(True, Path(tempfile.mkdtemp(prefix="authsvc-profile-")))
@@ -215,7 +270,7 @@ def main() -> int:
         cognito = start_moto(run)
         with bench_database() as database_url:
             email = "profile@example.com"
-            cognito.user(email)
+            token = cognito.user(email)
             os.environ.update(serve_env(cognito, database_url))
             from authsvc.main import create_app_from_env
 
@@ -227,6 +282,12 @@ def main() -> int:
             finally:
                 sys.stderr = stderr
             result = asyncio.run(profile(app, cognito, email, args.n, args.top))
+            if args.other_routes:
+                fill_invitations(database_url, 1, 1000)
+                invitation = "bench-invitation-token-10"  # pending (bench/run.py's fill)
+                result["calls_per_request_other_routes"] = asyncio.run(
+                    other_routes(app, token, invitation, args.n)
+                )
             log_file.close()
     finally:
         run.stop_all()

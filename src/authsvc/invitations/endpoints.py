@@ -14,6 +14,7 @@ from authsvc.dependencies import (
     AuditDep,
     InvitationServiceDep,
     LimitsDep,
+    PublicCallDep,
     RequestContextDep,
     SessionDep,
     SettingsDep,
@@ -136,15 +137,12 @@ def revoke_invitation(
     summary="Who an invitation token is for (to fill the registration form)",
     responses=responses(errors.InvalidInvitationError, *_LIMITED),
 )
-def lookup_invitation(
-    body: schemas.TokenRequest,
-    session: SessionDep,
-    invitations: InvitationServiceDep,
-    ctx: RequestContextDep,
-    limits: LimitsDep,
-) -> schemas.InvitationLookup:
-    limits.hit("invitation_ip", ctx.ip)
-    return invitations.lookup(session, body.token)
+def lookup_invitation(body: schemas.TokenRequest, call: PublicCallDep) -> schemas.InvitationLookup:
+    # One dependency, and the session opened here (a read: nothing to commit), not by a
+    # generator dependency that FastAPI runs in a thread of its own (issue 12).
+    call.limits.hit("invitation_ip", call.ctx.ip)
+    with call.state.db.sessions() as session:
+        return call.state.invitations.lookup(session, body.token)
 
 
 @router.post(

@@ -28,6 +28,14 @@ class CommandParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kwargs)
+        self.settings_of: str | None = None  # the command whose settings --help lists
+
+    def format_help(self) -> str:
+        # Built when help is shown, not on every run: `authsvc serve` never shows it
+        # (issue 12: start-up).
+        if self.epilog is None and self.settings_of is not None:
+            self.epilog = settings_epilog(self.settings_of)
+        return super().format_help()
 
 
 # Settings fields a command reads (None: all of them, which is what every command that
@@ -94,4 +102,4 @@ def describe_commands(sub: Any) -> None:
             summary = str(summaries[name])
             command.description = summary[:1].upper() + summary[1:] + "."
         if command.epilog is None:
-            command.epilog = settings_epilog(name)
+            command.settings_of = name

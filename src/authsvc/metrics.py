@@ -18,9 +18,12 @@ import bisect
 import logging
 import os
 import re
+import shutil
+import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -119,41 +122,50 @@ _PROCESS_GAUGES = (
 
 class _Objects:
     def __init__(self, multiprocess: bool) -> None:
+        # Multiprocess: the values live in files, read at scrape by MultiProcessCollector;
+        # nothing is registered (the process registry keeps its own process collector).
+        registry = None if multiprocess else REGISTRY
         self.requests = Counter(
             "authsvc_requests",
             "HTTP requests by route template, method and status.",
             ("route", "method", "status"),
+            registry=registry,
         )
         self.request_seconds = Histogram(
             "authsvc_request_duration_seconds",
             "Time spent answering, by route template, method and status.",
             ("route", "method", "status"),
             buckets=REQUEST_BUCKETS,
+            registry=registry,
         )
         self.cognito_calls = Counter(
             "authsvc_cognito_calls",
             "Cognito calls by operation and outcome class.",
             ("operation", "outcome"),
+            registry=registry,
         )
         self.cognito_seconds = Histogram(
             "authsvc_cognito_call_duration_seconds",
             "Cognito call latency by operation and outcome class.",
             ("operation", "outcome"),
             buckets=COGNITO_BUCKETS,
+            registry=registry,
         )
         self.counters = {
-            name: Counter(name, help_text, labels)
+            name: Counter(name, help_text, labels, registry=registry)
             for name, (help_text, labels) in _COUNTERS.items()
         }
         self.state = {
-            name: Gauge(name, help_text, multiprocess_mode=mode)
+            name: Gauge(name, help_text, multiprocess_mode=mode, registry=registry)
             for name, (help_text, mode) in STATE_GAUGES.items()
         }
         self.process: dict[str, Gauge] = {}
         self.process_collector: ProcessCollector | None = None
         if multiprocess:
             self.process = {
-                name: Gauge(name, f"{name} of each worker.", multiprocess_mode="liveall")
+                name: Gauge(
+                    name, f"{name} of each worker.", multiprocess_mode="liveall", registry=None
+                )
                 for name in _PROCESS_GAUGES
             }
             self.process_collector = ProcessCollector(registry=None)
@@ -313,3 +325,46 @@ def render(extra: Collector | None = None) -> tuple[bytes, str]:
         scraped.register(extra)
         body += generate_latest(scraped)
     return body, CONTENT_TYPE_LATEST
+
+
+class MetricsDirError(Exception):
+    """The workers' shared metrics directory cannot be used."""
+
+
+@contextmanager
+def multiprocess_directory(workers: int) -> Iterator[str | None]:
+    """For ``authsvc serve``: with several workers, the directory their metrics share.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` when set (created, mode 0700, if missing; the operator
+    wipes it between runs, as prometheus-client requires); else a fresh private directory
+    (0700) under the system's temporary directory, set in the environment the workers
+    inherit and removed when the block ends. One worker needs none (None).
+    """
+    given = multiprocess_dir()
+    if given:
+        try:
+            os.makedirs(given, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise MetricsDirError(
+                f"{MULTIPROC_ENV}={given}: cannot create it ({exc.strerror})"
+            ) from None
+        if not (os.path.isdir(given) and os.access(given, os.W_OK | os.X_OK)):
+            raise MetricsDirError(f"{MULTIPROC_ENV}={given}: not a writable directory")
+        yield given
+        return
+    if workers <= 1:
+        yield None
+        return
+    try:
+        path = tempfile.mkdtemp(prefix="authsvc-metrics-")  # mode 0700
+    except OSError as exc:
+        raise MetricsDirError(
+            f"cannot create the workers' metrics directory in {tempfile.gettempdir()}"
+            f" ({exc.strerror}); set {MULTIPROC_ENV} to a writable directory"
+        ) from None
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield path
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(path, ignore_errors=True)

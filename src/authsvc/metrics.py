@@ -204,12 +204,13 @@ def _histogram_add(child: Any, values: list[float]) -> None:
         for value in values:
             child.observe(value)
         return
-    counts = [0] * len(bounds)
-    for value in values:
-        counts[bisect.bisect_left(bounds, value)] += 1
-    for i, n in enumerate(counts):
-        if n:
-            buckets[i].inc(n)
+    values.sort()  # then one bisection per bucket bound, not one per value
+    below = 0
+    for bound, bucket in zip(bounds, buckets, strict=True):
+        upto = bisect.bisect_right(values, bound)  # values <= bound (the bucket's `le`)
+        if upto > below:
+            bucket.inc(upto - below)
+            below = upto
     total.inc(sum(values))
 
 
@@ -217,13 +218,18 @@ def flush() -> None:
     """Move what was recorded into prometheus-client's objects; sample the state gauges."""
     with _flush_lock:
         objects = _built()
-        requests: dict[tuple[str, str, str], list[float]] = {}
-        for route, method, status, seconds in _drain(_requests):
-            key = (route, method if method in _METHODS else "OTHER", str(status))
-            requests.setdefault(key, []).append(seconds)
-        for key, values in requests.items():
-            objects.requests.labels(*key).inc(len(values))
-            _histogram_add(objects.request_seconds.labels(*key), values)
+        requests: dict[tuple[str, str, int], list[float]] = {}
+        for item in _drain(_requests):
+            key = item[:3]
+            values = requests.get(key)
+            if values is None:
+                requests[key] = [item[3]]
+            else:
+                values.append(item[3])
+        for (route, method, status), values in requests.items():
+            labels = (route, method if method in _METHODS else "OTHER", str(status))
+            objects.requests.labels(*labels).inc(len(values))
+            _histogram_add(objects.request_seconds.labels(*labels), values)
         calls: dict[tuple[str, str], list[float]] = {}
         for operation, outcome, seconds in _drain(_cognito):
             calls.setdefault((operation, outcome), []).append(seconds)

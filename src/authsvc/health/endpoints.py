@@ -220,7 +220,8 @@ def _metrics_allowed(state: AppState, authorization: str | None) -> None:
     description=(
         "Outside dev mode: only with `Authorization: Bearer $AUTHSVC_METRICS_TOKEN`, and 404"
         " while that setting is unset. Cognito outcomes are counted by class (`ok`,"
-        " `client_error`, `throttled`, `unavailable`), never by Cognito error code."
+        " `client_error`, `throttled`, `unavailable`), never by Cognito error code. With"
+        " several workers, any worker's answer sums every worker's numbers."
     ),
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},

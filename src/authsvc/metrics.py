@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -42,7 +42,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 log = logging.getLogger("authsvc.metrics")
-disable_created_metrics()  # no `_created` series: they double the output and say little
+disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` series: they double the output and say little
 
 FLUSH_SECONDS = 1.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -89,7 +89,7 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 # Per-process state read off the components at each flush: name -> (help, multiprocess mode).
-STATE_GAUGES: dict[str, tuple[str, str]] = {
+STATE_GAUGES: dict[str, tuple[str, Literal["livesum", "livemin"]]] = {
     "authsvc_audit_events_written": ("Audit events written.", "livesum"),
     "authsvc_audit_events_dropped": ("Audit events dropped (buffer full).", "livesum"),
     "authsvc_audit_events_pending": ("Audit events waiting to be written.", "livesum"),
@@ -227,15 +227,15 @@ def flush() -> None:
             else:
                 values.append(item[3])
         for (route, method, status), values in requests.items():
-            labels = (route, method if method in _METHODS else "OTHER", str(status))
-            objects.requests.labels(*labels).inc(len(values))
-            _histogram_add(objects.request_seconds.labels(*labels), values)
+            request_labels = (route, method if method in _METHODS else "OTHER", str(status))
+            objects.requests.labels(*request_labels).inc(len(values))
+            _histogram_add(objects.request_seconds.labels(*request_labels), values)
         calls: dict[tuple[str, str], list[float]] = {}
         for operation, outcome, seconds in _drain(_cognito):
             calls.setdefault((operation, outcome), []).append(seconds)
-        for pair, values in calls.items():
-            objects.cognito_calls.labels(*pair).inc(len(values))
-            _histogram_add(objects.cognito_seconds.labels(*pair), values)
+        for pair, durations in calls.items():
+            objects.cognito_calls.labels(*pair).inc(len(durations))
+            _histogram_add(objects.cognito_seconds.labels(*pair), durations)
         events: dict[tuple[str, tuple[str, ...]], int] = {}
         for event in _drain(_counts):
             events[event] = events.get(event, 0) + 1
@@ -244,11 +244,11 @@ def flush() -> None:
             (counter.labels(*labels) if labels else counter).inc(n)
         for sampler in list(_samplers):
             try:
-                values = sampler()
+                sampled = sampler()
             except Exception:  # noqa: BLE001 - a sampler must not stop the others
                 log.exception("metrics sampler failed")
                 continue
-            for name, value in values.items():
+            for name, value in sampled.items():
                 objects.state[name].set(value)
         if objects.process_collector is not None:
             for family in objects.process_collector.collect():
@@ -310,7 +310,7 @@ def forget_dead_workers(directory: str) -> list[int]:
         except PermissionError:
             pass  # alive, another user's
     for pid in dead:
-        mark_process_dead(pid, directory)
+        mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
     return dead
 
 
@@ -322,7 +322,7 @@ def render(extra: Collector | None = None) -> tuple[bytes, str]:
     if directory:
         forget_dead_workers(directory)
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=directory)
+        MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
         body = generate_latest(registry)
     else:
         body = generate_latest(REGISTRY)

@@ -65,7 +65,7 @@ class Traced:
             from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
             from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-            BotocoreInstrumentor().uninstrument()
+            BotocoreInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
             RedisInstrumentor().uninstrument()
             self.provider.shutdown()
             _provider = None
@@ -93,7 +93,7 @@ def _process_provider() -> Any:
     )
     provider = TracerProvider(resource=resource)
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    BotocoreInstrumentor().instrument(tracer_provider=provider)
+    BotocoreInstrumentor().instrument(tracer_provider=provider)  # type: ignore[no-untyped-call]
     RedisInstrumentor().instrument(tracer_provider=provider)
     _get_current_span = get_current_span
     _provider = provider
@@ -121,7 +121,7 @@ def _trace_engine(engine: Any, provider: Any) -> None:
         .get_meter("authsvc")
         .create_up_down_counter("db.client.connections.usage", unit="connections")
     )
-    EngineTracer(tracer, engine, usage)
+    EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
 
 
 def instrument(app: Any, engine: Any) -> Traced:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -253,7 +254,7 @@ def state_sample(state: AppState) -> dict[str, float]:
     }
 
 
-class OutboxBacklog:
+class OutboxBacklog(Collector):
     """The outbox backlog, read at scrape time (cached a few seconds by the worker): a
     property of the shared database, so it is not summed across workers."""
 

@@ -124,11 +124,23 @@ def _trace_engine(engine: Any, provider: Any) -> None:
     EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]
 
 
-def instrument(app: Any, engine: Any) -> Traced:
-    """Trace ``app`` (FastAPI), its database ``engine``, botocore and Redis."""
+def instrument(app: Any, engine: Any) -> Traced | None:
+    """Trace ``app`` (FastAPI), its database ``engine``, botocore and Redis. None, with one
+    error line, when the OpenTelemetry packages are not installed."""
     global _users
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: F401
+            OTLPSpanExporter,
+        )
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    except ImportError as exc:
+        log.error(
+            "%s is set but OpenTelemetry is not installed (%s): tracing off;"
+            " pip install 'authsvc[otel]'",
+            ENDPOINT_ENV,
+            exc.name,
+        )
+        return None
     with _lock:
         provider = _process_provider()
         _users += 1

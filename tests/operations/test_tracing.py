@@ -202,3 +202,26 @@ print(loaded)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_an_endpoint_without_the_packages_is_one_error_line() -> None:
+    script = """
+import logging, os, sys
+sys.modules["opentelemetry.instrumentation.fastapi"] = None  # as if not installed
+os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9"
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
+from authsvc.config import Settings
+from authsvc.main import create_app
+app = create_app(Settings(cognito_user_pool_id="us-east-1_x", cognito_client_id="x",
+                          database_url="sqlite://", secret_key="k" * 32))
+[ours] = [m for m in app.user_middleware if m.cls.__name__ == "AuthSvcMiddleware"]
+print("traced", ours.kwargs["traced"])
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "traced False" in result.stdout, result.stdout
+    [line] = [li for li in result.stdout.splitlines() if "OTEL_EXPORTER_OTLP_ENDPOINT" in li]
+    assert line.startswith("ERROR "), line
+    assert "pip install 'authsvc[otel]'" in line, line

@@ -32,10 +32,10 @@ def _cognito_calls(operation: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for family in REGISTRY.collect():
         for sample in family.samples:
-            if sample.name == "authsvc_cognito_calls_total":
-                if sample.labels.get("operation") == operation:
-                    outcome = sample.labels["outcome"]
-                    out[outcome] = out.get(outcome, 0.0) + sample.value
+            named = sample.name == "authsvc_cognito_calls_total"
+            if named and sample.labels.get("operation") == operation:
+                outcome = sample.labels["outcome"]
+                out[outcome] = out.get(outcome, 0.0) + sample.value
     return out
 
 

@@ -63,6 +63,10 @@ _COMMAND_EXTRA_ENV: dict[str, tuple[str, ...]] = {
         "AUTHSVC_MIGRATIONS_DIR (default: the package's migrations folder)",
     ),
     "create-admin": ("AWS credentials: the usual AWS_* variables, profile or role",),
+    "serve": (
+        "PROMETHEUS_MULTIPROC_DIR (default: with --workers > 1, a private temporary directory)",
+        "OTEL_EXPORTER_OTLP_ENDPOINT (default: unset, no tracing; see the README's Tracing)",
+    ),
 }
 
 

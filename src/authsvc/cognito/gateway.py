@@ -190,10 +190,8 @@ class CognitoGateway:
             response: dict[str, Any] = getattr(client, method)(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
-            metrics.inc(
-                "authsvc_cognito_calls_total",
-                operation=operation,
-                outcome=outcome_class(operation, str(code)),
+            metrics.observe_cognito(
+                operation, outcome_class(operation, str(code)), time.perf_counter() - started
             )
             log.info(
                 "cognito call",
@@ -207,25 +205,26 @@ class CognitoGateway:
         except ParamValidationError as exc:
             # botocore refused a value before sending it (e.g. shorter than the API's
             # minimum): the request's input, not Cognito, is at fault. Never the value itself.
-            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="client_error")
+            metrics.observe_cognito(operation, "client_error", time.perf_counter() - started)
             log.info(
                 "cognito call",
                 extra={"operation": operation, "outcome": "ParamValidationError"},
             )
             raise translate_param_error(operation, exc) from None
         except BotoCoreError as exc:
-            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="unavailable")
+            metrics.observe_cognito(operation, "unavailable", time.perf_counter() - started)
             log.warning("cognito %s unreachable: %s", operation, type(exc).__name__)
             raise errors.UpstreamUnavailableError(
                 "The identity provider is unreachable; retry later."
             ) from None
-        metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="ok")
+        elapsed = time.perf_counter() - started
+        metrics.observe_cognito(operation, "ok", elapsed)
         log.info(
             "cognito call",
             extra={
                 "operation": operation,
                 "outcome": "ok",
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(elapsed * 1000, 2),
             },
         )
         return response

@@ -23,7 +23,7 @@ from typing import Any
 
 import jwt
 
-from authsvc import errors
+from authsvc import errors, metrics
 from authsvc.config import Settings
 
 log = logging.getLogger("authsvc.tokens")
@@ -105,6 +105,14 @@ class JWKSCache:
     def _refresh(self) -> None:
         self._last_attempt = self._clock()
         self.fetch_count += 1
+        try:
+            self._load()
+        except Exception:
+            metrics.count("authsvc_jwks_fetches", "error")
+            raise
+        metrics.count("authsvc_jwks_fetches", "ok")
+
+    def _load(self) -> None:
         document = self._fetch(self.url)
         keys: dict[str, Any] = {}
         for item in document.get("keys", []):

@@ -97,6 +97,7 @@ class AuthService:
         if given_name is not None:
             values["given_name"] = given_name
         cognito_attributes = info.writable_attributes(values)
+        info.check_required(cognito_attributes, supplied=frozenset({"email"}))
         try:
             self.gateway.sign_up(email, password, cognito_attributes)
         except AccountExistsError:

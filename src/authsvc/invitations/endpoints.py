@@ -36,7 +36,9 @@ _LIMITED = (errors.RateLimitedError,)
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.Invitation,
     summary="Invite someone (emails a single-use link)",
-    responses=responses(*_ADMIN, errors.ConflictError, *_UPSTREAM),
+    responses=responses(
+        *_ADMIN, errors.ConflictError, *errors.ATTRIBUTES, errors.UnknownGroupError, *_UPSTREAM
+    ),
 )
 def create_invitation(
     body: schemas.InvitationCreate,
@@ -156,6 +158,7 @@ def lookup_invitation(
         errors.InvalidInvitationError,
         errors.InvalidPasswordError,
         errors.ConflictError,
+        *errors.ATTRIBUTES,
         *_UPSTREAM,
         *_LIMITED,
     ),

@@ -170,14 +170,16 @@ class PoolInfo:
             rules=rules,
         )
 
-    def can_write(self, cognito_name: str) -> bool:
+    def can_write(self, cognito_name: str, *, creating: bool = False) -> bool:
+        """Whether this app may write the attribute; ``creating``: on a new user, where
+        Cognito takes immutable attributes too (their one chance to be set)."""
         if cognito_name in PROTECTED:
             return False
         if cognito_name.startswith("custom:"):
             mutable = self.custom.get(cognito_name.removeprefix("custom:"))
         else:
             mutable = self.standard.get(cognito_name)
-        if not mutable:
+        if mutable is None or not (mutable or creating):
             return False
         return self.writable is None or cognito_name in self.writable
 
@@ -193,13 +195,18 @@ class PoolInfo:
         return cognito_name in self.required
 
     def writable_attributes(
-        self, values: dict[str, str | None], *, allow: frozenset[str] = frozenset()
+        self,
+        values: dict[str, str | None],
+        *,
+        allow: frozenset[str] = frozenset(),
+        creating: bool = False,
     ) -> dict[str, str]:
         """Turn an update request into Cognito attributes, or raise a 400 naming each field.
 
         ``values`` uses outside names (``given_name``, ``test_attribute1``); custom ones are
         given their ``custom:`` prefix; ``None`` clears one. ``allow`` admits protected names
-        (admins may set ``email_verified``). In this order: attributes the pool does not
+        (admins may set ``email_verified``); ``creating``: for a new user (sign-up, an
+        invitation), which may set immutable attributes. In this order: attributes the pool does not
         define or this app may not write (``unknown_attribute``), a required one cleared
         (``attribute_required``), values the pool does not take (``invalid_attribute_value``).
         """
@@ -210,7 +217,8 @@ class PoolInfo:
         for name, value in values.items():
             cognito_name = self.cognito_name(name)
             known = name in self.custom or name in self.standard or name in PROTECTED
-            if not (name in allow or (known and self.can_write(cognito_name))):
+            writable = known and self.can_write(cognito_name, creating=creating)
+            if not (name in allow or writable):
                 unknown.append((field_loc(name), unknown_attribute_message(name)))
                 continue
             if value is None and self.is_required(cognito_name):

@@ -520,7 +520,7 @@ class InvitationService:
     def _check_profile_values(self, values: dict[str, str | None]) -> dict[str, str]:
         # The schema keeps email, email_verified and sub out of `attributes`.
         present = {k: v for k, v in values.items() if v is not None}
-        return self.pool.get().writable_attributes(present)
+        return self.pool.get().writable_attributes(present, creating=True)
 
     def _send(self, session: Session, invitation: Invitation, token: str) -> None:
         link = f"{self.settings.public_app_url}/accept-invitation#token={token}"

@@ -53,7 +53,25 @@ Email = Annotated[
 ]
 Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 Code = Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=256)]
+# What str.strip() removes, spelled out so that ECMA-262, Python and pydantic's engine read
+# the same class (their `\s` differ: U+001C..U+001F, U+0085, U+FEFF).
+_WHITESPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_WHITESPACE_CHARS = "".join(
+    chr(c) for c in (*range(0x09, 0x0E), *range(0x1C, 0x21), 0x85, 0xA0, 0x1680)
+) + "".join(chr(c) for c in (*range(0x2000, 0x200B), 0x2028, 0x2029, 0x202F, 0x205F, 0x3000))
+
+
+def _strip(value: str) -> str:
+    return value.strip(_WHITESPACE_CHARS)
+
+
+# A person's name: 1-256 characters as sent, at least one of them not whitespace (the
+# document states both); stored without leading and trailing whitespace.
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=256, pattern=f"[^{_WHITESPACE}]"),
+    AfterValidator(_strip),
+]
 # Cognito's own limit on an attribute value; a pool may set a lower one per attribute
 # (answered 400 `invalid_attribute_value`, which no shared schema can state).
 ATTRIBUTE_VALUE_MAX_LENGTH = 2048

@@ -162,6 +162,21 @@ class TestPatchMe:
         response = client.patch(ME, json={"nickname": "x"}, headers=tokens.bearer)
         assert_problem(response, 422, "validation_error")
 
+    def test_names_are_stripped_and_blank_ones_refused(self, client, outbox):
+        # The document states it: 1-256 characters as sent, one of them not whitespace.
+        _, tokens = signed_in_user(client, outbox)
+        response = client.patch(ME, json={"given_name": "  Ada\u3000"}, headers=tokens.bearer)
+        assert response.status_code == 200, response.text
+        assert response.json()["given_name"] == "Ada"
+        for blank in (" ", "\t\u2028", "\x1c"):
+            response = client.patch(ME, json={"given_name": blank}, headers=tokens.bearer)
+            body = assert_problem(response, 422, "validation_error")
+            assert [e["loc"] for e in body["errors"]] == [["body", "given_name"]]
+        # Over 256 as sent is over the documented maxLength, even if stripping would fit it.
+        response = client.patch(ME, json={"given_name": "Ada" + " " * 254}, headers=tokens.bearer)
+        assert_problem(response, 422, "validation_error")
+        assert client.get(ME, headers=tokens.bearer).json()["given_name"] == "Ada"
+
     def test_family_name_null_is_refused(self, client, outbox):
         _, tokens = signed_in_user(client, outbox)
         response = client.patch(ME, json={"family_name": None}, headers=tokens.bearer)

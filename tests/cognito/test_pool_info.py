@@ -96,6 +96,9 @@ def test_reads_custom_required_writable_and_rules(cognito, other_pool):
     info = _info(cognito, other_pool)
     assert {"level", "badge", "born_in", "secret"} <= info.custom.keys()
     assert info.custom["born_in"] is False  # immutable
+    assert info.is_immutable("custom:born_in")
+    assert not info.is_immutable("custom:level")
+    assert not info.is_immutable("custom:no_such_attribute")  # unknown: not said to be
     assert info.custom["level"] is True
     assert {"email", "name"} <= info.required
     assert "family_name" not in info.required

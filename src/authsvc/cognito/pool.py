@@ -191,6 +191,11 @@ class PoolInfo:
             return name
         return f"custom:{name}"
 
+    def is_immutable(self, cognito_name: str) -> bool:
+        if cognito_name.startswith("custom:"):
+            return self.custom.get(cognito_name.removeprefix("custom:")) is False
+        return self.standard.get(cognito_name) is False
+
     def is_required(self, cognito_name: str) -> bool:
         return cognito_name in self.required
 

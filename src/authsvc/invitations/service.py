@@ -362,7 +362,12 @@ class InvitationService:
             raise errors.ConflictError("An account with this email already exists.")
         # An earlier attempt made this user: start it over with a new temporary password.
         username = existing["Username"]
-        self.gateway.admin_update_user_attributes(username, cognito_attributes)
+        # Immutable attributes were set when the earlier attempt created the user: Cognito
+        # refuses to write them again.
+        info = self.pool.get()
+        self.gateway.admin_update_user_attributes(
+            username, {k: v for k, v in cognito_attributes.items() if not info.is_immutable(k)}
+        )
         self.gateway.admin_set_user_password(username, temp, permanent=False)
         return username, sub
 

@@ -9,6 +9,7 @@ from authsvc.admin import schemas
 from authsvc.admin.service import AdminService
 from authsvc.dependencies import AdminUser, AuditDep, RequestContextDep, StateDep
 from authsvc.problems import responses
+from authsvc.schemas import GroupNameSegment
 
 router = APIRouter(prefix="/v1/admin/users", tags=["admin"])
 
@@ -22,7 +23,7 @@ async def get_admin_service(state: StateDep) -> AdminService:
 
 AdminServiceDep = Annotated[AdminService, Depends(get_admin_service)]
 UsernamePath = Annotated[schemas.Username, Path(description="Cognito's user id (`username`)")]
-GroupPath = Annotated[schemas.GroupName, Path()]
+GroupPath = Annotated[GroupNameSegment, Path()]
 
 
 def _done() -> Response:
@@ -69,7 +70,7 @@ def get_user(
     "/{username}",
     response_model=schemas.AdminUser,
     summary="Update a user's attributes (admins may set email_verified)",
-    responses=responses(*_ADMIN, errors.NotFoundError, *_UPSTREAM),
+    responses=responses(*_ADMIN, errors.NotFoundError, *errors.ATTRIBUTES, *_UPSTREAM),
 )
 def update_user(
     username: UsernamePath,

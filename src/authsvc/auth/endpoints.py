@@ -50,7 +50,7 @@ _TOKEN_HEADERS: dict[str, Any] = {
     response_model=DeliveryResponse,
     summary="Register with email and password",
     description="Always 202 with the same body, whether or not the email is registered.",
-    responses=responses(errors.InvalidPasswordError, *_UPSTREAM),
+    responses=responses(errors.InvalidPasswordError, *errors.ATTRIBUTES, *_UPSTREAM),
 )
 def sign_up(
     body: SignUpRequest,

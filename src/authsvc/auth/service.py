@@ -96,7 +96,8 @@ class AuthService:
         values: dict[str, str | None] = {"family_name": family_name, **attributes}
         if given_name is not None:
             values["given_name"] = given_name
-        cognito_attributes = info.writable_attributes(values)
+        cognito_attributes = info.writable_attributes(values, creating=True)
+        info.check_required(cognito_attributes, supplied=frozenset({"email"}))
         try:
             self.gateway.sign_up(email, password, cognito_attributes)
         except AccountExistsError:

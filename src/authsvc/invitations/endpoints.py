@@ -37,7 +37,9 @@ _LIMITED = (errors.RateLimitedError,)
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.Invitation,
     summary="Invite someone (emails a single-use link)",
-    responses=responses(*_ADMIN, errors.ConflictError, *_UPSTREAM),
+    responses=responses(
+        *_ADMIN, errors.ConflictError, *errors.ATTRIBUTES, errors.UnknownGroupError, *_UPSTREAM
+    ),
 )
 def create_invitation(
     body: schemas.InvitationCreate,
@@ -154,6 +156,7 @@ def lookup_invitation(body: schemas.TokenRequest, call: PublicCallDep) -> schema
         errors.InvalidInvitationError,
         errors.InvalidPasswordError,
         errors.ConflictError,
+        *errors.ATTRIBUTES,
         *_UPSTREAM,
         *_LIMITED,
     ),

@@ -261,16 +261,16 @@ class InvitationService:
         claim_id = uuid.uuid4()
         with self.db.sessions() as session, session.begin():
             invitation = self._live(session, body.token, now)
-            family_name = body.family_name or invitation.family_name
-            if not family_name:
-                raise errors.ValidationError("family_name is required: the invitation has none.")
             profile: dict[str, str | None] = {
                 "given_name": body.given_name or invitation.given_name,
-                "family_name": family_name,
+                "family_name": body.family_name or invitation.family_name,
                 **(invitation.attributes or {}),
                 **body.attributes,
             }
             attributes = self._check_profile_values(profile)
+            # What the pool requires and neither the invitation nor this body gives (the
+            # template's pool: family_name): the invitee supplies it here.
+            self.pool.get().check_required(attributes, supplied=frozenset({"email"}))
             if not InvitationRepository(session).claim(
                 invitation.id, claim_id, now, now + self.lease, token_hash=hash_token(body.token)
             ):
@@ -362,7 +362,12 @@ class InvitationService:
             raise errors.ConflictError("An account with this email already exists.")
         # An earlier attempt made this user: start it over with a new temporary password.
         username = existing["Username"]
-        self.gateway.admin_update_user_attributes(username, cognito_attributes)
+        # Immutable attributes were set when the earlier attempt created the user: Cognito
+        # refuses to write them again.
+        info = self.pool.get()
+        self.gateway.admin_update_user_attributes(
+            username, {k: v for k, v in cognito_attributes.items() if not info.is_immutable(k)}
+        )
         self.gateway.admin_set_user_password(username, temp, permanent=False)
         return username, sub
 
@@ -499,11 +504,16 @@ class InvitationService:
             return None
 
     def _check_groups(self, groups: list[str]) -> None:
-        for group in groups:
+        unknown: list[errors.FieldIssue] = []
+        for index, group in enumerate(groups):
             try:
                 self.gateway.get_group(group)
             except errors.NotFoundError:
-                raise errors.ValidationError(f"Unknown group: {group}.") from None
+                unknown.append(
+                    (["body", "groups", index], f"The user pool has no group named {group}.")
+                )
+        if unknown:
+            raise errors.UnknownGroupError(" ".join(msg for _, msg in unknown), issues=unknown)
 
     def _check_profile(
         self, given_name: str | None, family_name: str | None, attributes: dict[str, str]
@@ -513,11 +523,9 @@ class InvitationService:
         )
 
     def _check_profile_values(self, values: dict[str, str | None]) -> dict[str, str]:
+        # The schema keeps email, email_verified and sub out of `attributes`.
         present = {k: v for k, v in values.items() if v is not None}
-        for name in present:
-            if name in {"email", "email_verified", "sub"}:
-                raise errors.ValidationError(f"{name} cannot be set on an invitation.")
-        return self.pool.get().writable_attributes(present)
+        return self.pool.get().writable_attributes(present, creating=True)
 
     def _send(self, session: Session, invitation: Invitation, token: str) -> None:
         link = f"{self.settings.public_app_url}/accept-invitation#token={token}"

@@ -34,7 +34,7 @@ def get_me(claims: CurrentUser, profiles: ProfileServiceDep) -> Me:
     response_model=Me,
     summary="Update the signed-in user's profile",
     description="Only attributes the pool marks mutable and the app client may write.",
-    responses=responses(*_AUTH, *_UPSTREAM),
+    responses=responses(*_AUTH, *errors.ATTRIBUTES, *_UPSTREAM),
 )
 def update_me(
     body: ProfileUpdate,

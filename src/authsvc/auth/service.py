@@ -558,11 +558,6 @@ class AuthService:
         return username, upstream
 
 
-def token_subject(access_token: str) -> str:
-    """The ``sub`` of a token Cognito just issued (already trusted: not re-verified)."""
-    return _claim(access_token, "sub")
-
-
 def token_identity(result: TokenResult) -> tuple[str, str, str | None]:
     """``(sub, username, email)`` of tokens Cognito just issued (already trusted: not
     re-verified); the email is None when the ID token carries none."""

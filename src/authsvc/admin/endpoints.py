@@ -89,7 +89,9 @@ def update_user(
             ]
             + [f"attributes.{name}" for name in body.attributes]
         )
-        return admin_service.update_user(username, body)
+        user = admin_service.update_user(username, body)
+        ev.subject(user.username, user.email)
+        return user
 
 
 @router.delete(

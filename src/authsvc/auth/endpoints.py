@@ -22,7 +22,7 @@ from authsvc.auth.schemas import (
     TokenResult,
     session_json,
 )
-from authsvc.auth.service import delivery_for, token_subject
+from authsvc.auth.service import delivery_for, token_identity
 from authsvc.cognito.errors import PasswordResetRequiredError
 from authsvc.dependencies import (
     AuditDep,
@@ -59,7 +59,7 @@ def sign_up(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> DeliveryResponse:
-    with audit.track("sign_up", ctx, target=body.email):
+    with audit.track("sign_up", ctx, target_email=body.email) as ev:
         limits.hit("email_ip", ctx.ip)
         limits.hit("email_identifier", body.email)
         return auth.sign_up(
@@ -68,6 +68,7 @@ def sign_up(
             given_name=body.given_name,
             family_name=body.family_name,
             attributes=body.attributes,
+            concerns=lambda username: ev.subject(username, body.email),
         )
 
 
@@ -96,7 +97,7 @@ def confirm_sign_up(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> Response:
-    with audit.track("sign_up_confirmed", ctx, target=body.email) as ev:
+    with audit.track("sign_up_confirmed", ctx, target_email=body.email) as ev:
         limits.hit("verify_ip", ctx.ip)
         with limits.failures("sign_up_code_failures", f"confirm:{body.email}", *_CODE_FAILURES):
             reset_required = auth.confirm_sign_up(body.email, body.code)
@@ -123,7 +124,7 @@ def resend_code(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> DeliveryResponse:
-    with audit.track("sign_up_code_resent", ctx, target=body.email):
+    with audit.track("sign_up_code_resent", ctx, target_email=body.email):
         limits.hit("email_ip", ctx.ip)
         # Per (email, address), under a ceiling per email: others' requests never use up
         # the owner's.
@@ -152,12 +153,16 @@ def resend_code(
 )
 def sign_in(body: SignInRequest, request: Request, response: Response, call: PublicCallDep) -> Any:
     ctx, limits = call.ctx, call.limits
-    with call.audit.track("sign_in", ctx, target=body.email, failure_action="sign_in_failed") as ev:
+    with call.audit.track(
+        "sign_in", ctx, target_email=body.email, failure_action="sign_in_failed"
+    ) as ev:
         limits.hit("sign_in_ip", ctx.ip)
         with limits.sign_in_failures(body.email, ctx.ip):
             result = call.auth.sign_in(body.email, body.password)
         if isinstance(result, TokenResult):
-            ev.actor = token_subject(result.access_token)
+            # The email is the one signed in with: only the access token is read (once).
+            ev.actor, username, _ = token_identity(result, email=False)
+            ev.subject(username, None)
             return transport.deliver(request, response, result, call.settings)
         ev.detail["challenge"] = result.challenge
         return result
@@ -192,11 +197,13 @@ def challenge(
         ev.detail["challenge"] = body.challenge
         limits.hit("verify_ip", ctx.ip)
         sealed = auth.open_challenge(body)
-        ev.target = sealed.email
+        # Cognito's name for the user when it is not the email alias (SRP's USER_ID_FOR_SRP).
+        ev.subject(None if "@" in sealed.username else sealed.username, sealed.email)
         with limits.failures("code_failures", f"mfa:{sealed.email}", *_CODE_FAILURES):
             result = auth.answer_challenge(body, sealed)
         if isinstance(result, TokenResult):
-            ev.actor = token_subject(result.access_token)
+            ev.actor, username, _ = token_identity(result)
+            ev.subject(username, None)
             return transport.deliver(request, response, result, settings)
         return result
 
@@ -237,7 +244,8 @@ def refresh(
                 # response is built from the exception, not from `response`.
                 exc.headers["Set-Cookie"] = transport.clearing_header()
             raise
-        ev.actor = token_subject(result.access_token)
+        ev.actor, username, email = token_identity(result)
+        ev.subject(username, email)
     return transport.deliver(request, response, result, settings, from_cookie=body is None)
 
 
@@ -289,7 +297,7 @@ def forgot_password(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> DeliveryResponse:
-    with audit.track("password_reset_requested", ctx, target=body.email):
+    with audit.track("password_reset_requested", ctx, target_email=body.email):
         limits.hit("email_ip", ctx.ip)
         # Per (email, address), under a ceiling per email: others' requests never use up
         # the owner's.
@@ -316,7 +324,7 @@ def reset_password(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> Response:
-    with audit.track("password_reset", ctx, target=body.email):
+    with audit.track("password_reset", ctx, target_email=body.email):
         limits.hit("verify_ip", ctx.ip)
         with limits.failures("code_failures", f"reset:{body.email}", *_CODE_FAILURES):
             auth.reset_password(body.email, body.code, body.new_password)

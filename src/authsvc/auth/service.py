@@ -90,7 +90,10 @@ class AuthService:
         given_name: str | None,
         family_name: str,
         attributes: dict[str, str],
+        concerns: Callable[[str], None] | None = None,
     ) -> DeliveryResponse:
+        """``concerns`` is told the username of the account the sign-up concerns (the new
+        one, or the one that held the address), for the audit log only."""
         info = self.pool.get()
         info.policy.check(password)
         values: dict[str, str | None] = {"family_name": family_name, **attributes}
@@ -99,26 +102,32 @@ class AuthService:
         cognito_attributes = info.writable_attributes(values, creating=True)
         info.check_required(cognito_attributes, supplied=frozenset({"email"}))
         try:
-            self.gateway.sign_up(email, password, cognito_attributes)
+            created = self.gateway.sign_up(email, password, cognito_attributes)
         except AccountExistsError:
             # Cognito's SignUp tells; we do not. Same answer as for a new address.
-            self._sign_up_again(email, password, cognito_attributes)
+            username = self._sign_up_again(email, password, cognito_attributes)
+        else:
+            # The pool signs in by email: Cognito names the user by its sub.
+            username = created.get("UserSub")
+        if username and concerns is not None:
+            concerns(str(username))
         return delivery_for(email)
 
-    def _sign_up_again(self, email: str, password: str, attributes: dict[str, str]) -> None:
+    def _sign_up_again(self, email: str, password: str, attributes: dict[str, str]) -> str | None:
         """A sign-up met an existing account (Cognito answers UsernameExists for an
         UNCONFIRMED one too). A confirmed account is left alone. An unconfirmed one is
         replaced by this registration, and the address is marked contested: whoever
         confirms it with the code from the mailbox must then set a new password, so no
         password chosen by a registrant who does not hold the mailbox survives confirmation,
-        whichever registered last (see the README, "Pre-account hijacking")."""
+        whichever registered last (see the README, "Pre-account hijacking").
+        Returns the username of the account now holding the address, when known."""
         try:
             user = self.gateway.admin_get_user(email)
         except UnknownUserError:
-            return  # deleted meanwhile (a race with an admin or an invitation)
+            return None  # deleted meanwhile (a race with an admin or an invitation)
         if user.get("UserStatus") != "UNCONFIRMED":
             log.info("sign-up for an existing account")
-            return
+            return str(user["Username"])
         # Marked first: if the database cannot say so, nothing is replaced (503).
         self._mark_contested(email)
         try:
@@ -126,11 +135,13 @@ class AuthService:
         except UnknownUserError:
             pass  # a concurrent sign-up replaced it first
         try:
-            self.gateway.sign_up(email, password, attributes)
+            created = self.gateway.sign_up(email, password, attributes)
         except AccountExistsError:
             # Another registration won the race; the mark holds for it as well.
             log.info("sign-up replaced concurrently")
+            return None
         log.info("unconfirmed sign-up replaced; the address is contested")
+        return str(created["UserSub"]) if created.get("UserSub") else None
 
     def confirm_sign_up(self, email: str, code: str) -> bool:
         """Returns True when the owner must now set a new password (a contested address):
@@ -548,9 +559,18 @@ class AuthService:
         return username, upstream
 
 
-def token_subject(access_token: str) -> str:
-    """The ``sub`` of a token Cognito just issued (already trusted: not re-verified)."""
-    return _claim(access_token, "sub")
+def token_identity(result: TokenResult, *, email: bool = True) -> tuple[str, str, str | None]:
+    """``(sub, username, email)`` of tokens Cognito just issued (already trusted: not
+    re-verified); the email is None when the ID token carries none, or is not asked for
+    (``email=False``: the ID token is not decoded)."""
+    access = unverified_claims(result.access_token)
+    sub = str(access.get("sub"))
+    username = str(access.get("username") or sub)
+    if not email or not result.id_token:
+        return sub, username, None
+    address = unverified_claims(result.id_token).get("email")
+    # An "email" claim that is no address (moto puts the sign-in name there) is not used.
+    return sub, username, address if isinstance(address, str) and "@" in address else None
 
 
 def _claim(token: str, name: str) -> str:

@@ -16,6 +16,7 @@ import logging
 import secrets
 import string
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from authsvc import errors
@@ -87,12 +88,21 @@ class DirectoryService:
 
     # -- sign-in ------------------------------------------------------------------------
 
-    def sign_in(self, username: str, password: str) -> TokenResult:
+    def sign_in(
+        self,
+        username: str,
+        password: str,
+        concerns: Callable[[str, str], None] | None = None,
+    ) -> TokenResult:
+        """``concerns`` is told the Cognito username and email once the directory has
+        vouched for the user (for the audit log)."""
         entry = self.directory.authenticate(username, password)
         if not entry.email:
             log.warning("directory entry has no %s attribute", self.settings.ldap_mail_attribute)
             raise errors.InvalidCredentialsError()
         cognito_username = self.ensure_user(entry)
+        if concerns is not None:
+            concerns(cognito_username, entry.email)
         started = self.revocations.started()
         response = self._custom_auth(cognito_username)
         result = self.tokens.tokens_from(response, started)

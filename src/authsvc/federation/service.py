@@ -32,7 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from authsvc import errors
 from authsvc.auth.schemas import TokenResult
-from authsvc.auth.service import AuthService, token_subject
+from authsvc.auth.service import AuthService, token_identity
 from authsvc.cognito.gateway import make_client, new_client
 from authsvc.cognito.tokens import AccessClaims, TokenVerifier
 from authsvc.config import Settings
@@ -97,6 +97,8 @@ class Finished:
     redirect_to: str
     provider: str
     sub: str
+    username: str
+    email: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +226,7 @@ class FederationService:
         handoff = secrets.token_urlsafe(32)
         self._put(_HANDOFF, handoff, result.model_dump(), time.time() + HANDOFF_TTL_SECONDS)
         redirect = f"{data['r']}#{urlencode({'handoff_code': handoff})}"
-        return Finished(redirect, str(data["p"]), _subject(result))
+        return Finished(redirect, str(data["p"]), *token_identity(result))
 
     def exchange(self, handoff_code: str) -> TokenResult:
         data = self._take(_HANDOFF, handoff_code, InvalidHandoffCodeError)
@@ -446,10 +448,6 @@ class FederationService:
         if float(data.get("exp", 0)) < time.time():
             raise error()
         return data
-
-
-def _subject(result: TokenResult) -> str:
-    return token_subject(result.access_token)
 
 
 def _safe_error(value: str | None) -> str:

@@ -48,7 +48,9 @@ def update_me(
             [f for f in ("given_name", "family_name") if f in body.model_fields_set]
             + [f"attributes.{name}" for name in body.attributes]
         )
-        return profiles.update(claims, body)
+        me = profiles.update(claims, body)
+        ev.subject(None, me.email)
+        return me
 
 
 @router.post(

@@ -94,11 +94,55 @@ class TestValidation:
         # Well formed, never issued: not a validation_error (no schema can tell), but a code
         # of its own.
         assert_problem(response, 400, "invalid_cursor")
+        # A top-level field as an attribute: the schema refuses it, and says why.
         response = client.patch("/v1/me", json={"attributes": {"sub": "x"}}, headers=tokens.bearer)
         body = assert_problem(response, 422, "validation_error")
-        assert body["errors"] == [
-            {"loc": ["body"], "msg": body["detail"], "type": "value_error"}
-        ], body
+        assert [e["loc"] for e in body["errors"]] == [["body", "attributes", "sub", "[key]"]]
+        assert "own field" in body["errors"][0]["msg"], body
+
+    @pytest.mark.parametrize(
+        ("path", "method", "json", "code", "loc"),
+        [
+            ("/v1/me", "PATCH", {"attributes": {"nope": "x"}}, "unknown_attribute", None),
+            ("/v1/me", "PATCH", {"family_name": None}, "attribute_required", None),
+            (
+                "/v1/me",
+                "PATCH",
+                {"attributes": {"test_attribute1": "x" * 300}},
+                "invalid_attribute_value",
+                None,
+            ),
+            (
+                "/v1/invitations",
+                "POST",
+                {"email": "carol@example.com", "groups": ["no-such-group"]},
+                "unknown_group",
+                ["body", "groups", 0],
+            ),
+        ],
+    )
+    def test_what_only_the_pool_refuses_names_the_field(
+        self, client, outbox, path, method, json, code, loc
+    ) -> None:
+        """Schema-valid, refused by the pool: 400 with its own code (never validation_error),
+        and errors[] naming the field, as validation_error does."""
+        admin = confirmed_user(client, outbox)
+        client.app.state.authsvc.gateway.client.admin_add_user_to_group(  # type: ignore[attr-defined]
+            UserPoolId=client.app.state.authsvc.settings.cognito_user_pool_id,  # type: ignore[attr-defined]
+            Username=admin,
+            GroupName="admin",
+        )
+        tokens = sign_in(client, admin)
+        response = client.request(method, path, json=json, headers=tokens.bearer)
+        body = assert_problem(response, 400, code)
+        assert body["type"] == f"urn:authsvc:problem:{code}"
+        expected = loc or (
+            ["body", *json]
+            if "attributes" not in json
+            else ["body", "attributes", *json["attributes"]]
+        )
+        assert [(e["loc"], e["type"]) for e in body["errors"]] == [(expected, code)], body
+        assert body["errors"][0]["msg"] in body["detail"]
 
     @pytest.mark.parametrize("name", ["x" * 65, "bell\x07", "new\nline", "del\x7f"])
     def test_loc_never_echoes_long_or_control_character_names(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine
 
 import authsvc.models  # noqa: F401  (registers every table on Base.metadata)
@@ -225,3 +227,125 @@ def test_postgres_url_forms_migrate(postgres_server: str) -> None:
             engine.dispose()
     finally:
         drop_database(postgres_server, url)
+
+
+# -- schema_state reads the scripts without alembic (issue 12: serve start-up) -----------
+
+
+def _alembic_heads(script_location: Path) -> tuple[set[str], set[str]]:
+    script = ScriptDirectory(str(script_location))
+    return set(script.get_heads()), {r.revision for r in script.walk_revisions()}
+
+
+def test_script_heads_agree_with_alembic_on_the_shipped_migrations() -> None:
+    heads, known = migrate.script_heads(migrate.migrations_dir() / "versions")
+    alembic_heads, alembic_known = _alembic_heads(migrate.migrations_dir())
+    assert (set(heads), set(known)) == (alembic_heads, alembic_known)
+    assert len(known) >= 6 and heads == (_head(),)
+
+
+SCRIPT = '''"""{doc}"""
+from alembic import op  # noqa: F401
+
+{assignments}
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+def _write(folder: Path, name: str, assignments: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(SCRIPT.format(doc=name, assignments=assignments))
+
+
+def test_script_heads_agree_with_alembic_on_branches_and_merges(tmp_path: Path) -> None:
+    # Every form a script may take: tuple and list parents, annotated assignments, two
+    # open branches and a merge point; and files alembic does not load (a subfolder too).
+    versions = tmp_path / "versions"
+    _write(versions, "a_base.py", 'revision = "aaa"\ndown_revision = None')
+    _write(versions, "b_left.py", 'revision: str = "bbb"\ndown_revision: str | None = "aaa"')
+    _write(versions, "c_right.py", "revision = 'ccc'\ndown_revision = 'aaa'")
+    _write(versions, "d_merge.py", 'revision = "ddd"\ndown_revision = ("bbb", "ccc")')
+    _write(versions, "e_after.py", 'revision = "eee"\ndown_revision = ["ddd"]')
+    _write(versions / "more", "g_elsewhere.py", 'revision = "ggg"\ndown_revision = "eee"')
+    _write(versions, "f_branch.py", 'revision = "fff"\ndown_revision = "ccc"\nfff = "zzz"')
+    (versions / "__init__.py").write_text('revision = "not-a-revision"\n')
+    (versions / "notes.txt").write_text('revision = "not-python"\n')
+    heads, known = migrate.script_heads(versions)
+    assert heads == ("eee", "fff")
+    assert (set(heads), set(known)) == _alembic_heads(tmp_path)
+
+
+def test_a_script_without_a_literal_revision_is_refused(tmp_path: Path) -> None:
+    versions = tmp_path / "versions"
+    _write(versions, "a.py", "revision = make_id()\ndown_revision = None")
+    with pytest.raises(migrate.ScriptError, match="a.py: revision is not a literal"):
+        migrate.script_heads(versions)
+    (versions / "a.py").write_text('down_revision = None\n"""no revision"""\n')
+    with pytest.raises(migrate.ScriptError, match="no revision identifier"):
+        migrate.script_heads(versions)
+
+
+def test_schema_state_reads_what_alembic_reads(fresh_url: str) -> None:
+    engine = _engine(fresh_url)
+    heads, known = migrate.script_heads(migrate.migrations_dir() / "versions")
+    first = ScriptDirectory(str(migrate.migrations_dir())).get_base()
+    try:
+
+        def both() -> tuple[tuple[str, ...], tuple[str, ...]]:
+            with engine.connect() as conn:
+                ours = migrate.current_revisions(conn)
+                theirs = MigrationContext.configure(conn).get_current_heads()
+                return ours, tuple(theirs)
+
+        # Never migrated: no alembic_version table at all.
+        assert both() == ((), ())
+        with engine.connect() as conn:
+            state = migrate.schema_state(conn)
+        assert (state.current, state.at_head, state.behind) == ((), False, True)
+
+        migrate.upgrade(fresh_url, first)
+        engine.dispose()
+        assert both() == ((first,), (first,))
+        with engine.connect() as conn:
+            state = migrate.schema_state(conn)
+        assert state.behind and not state.at_head and state.known
+        assert f"current {first}" in state.describe()
+
+        migrate.upgrade(fresh_url)
+        engine.dispose()
+        assert both() == (heads, heads)
+        with engine.connect() as conn:
+            state = migrate.schema_state(conn)
+        assert state.at_head and not state.behind and state.describe() == f"at head ({heads[0]})"
+
+        # A revision from a newer release: not behind (a rolling deploy migrated first).
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = 'fromthefuture'"))
+        assert both() == (("fromthefuture",), ("fromthefuture",))
+        with engine.connect() as conn:
+            state = migrate.schema_state(conn)
+        assert not state.known and not state.behind and "newer than" in state.describe()
+        assert "fromthefuture" not in known
+    finally:
+        engine.dispose()
+
+
+def test_checking_the_schema_state_does_not_import_alembic() -> None:
+    code = (
+        "import sys; from sqlalchemy import create_engine; from authsvc import migrate;"
+        "e = create_engine('sqlite://');"
+        "c = e.connect(); s = migrate.schema_state(c);"
+        "assert s.behind, s;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'alembic', 'mako'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -44,7 +44,7 @@ def _config_error(exc: ValidationError) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from authsvc import checks, logs
+    from authsvc import checks, logs, metrics
 
     if os.environ.get("AUTHSVC_DEV_MODE", "").strip().lower() not in {"", "0", "false", "no"}:
         print(
@@ -67,18 +67,26 @@ def _serve(args: argparse.Namespace) -> int:
     # uvicorn drains the requests in flight on SIGTERM, then raises the signal again: with
     # the default handler the process would die of it (status -15) after a clean shutdown.
     signal.signal(signal.SIGTERM, _exit_quietly)
-    uvicorn.run(
-        "authsvc.main:create_app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=workers,
-        log_config=logs.uvicorn_log_config(),
-        proxy_headers=False,
-        server_header=False,
-        access_log=False,  # authsvc logs each request itself, by route template
-        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
-    )
+    try:
+        # Several workers: their metrics meet in one directory, which /metrics sums.
+        with metrics.multiprocess_directory(workers) as metrics_dir:
+            if metrics_dir:
+                startup.info("metrics: %d workers share %s", workers, metrics_dir)
+            uvicorn.run(
+                "authsvc.main:create_app_from_env",
+                factory=True,
+                host=args.host,
+                port=args.port,
+                workers=workers,
+                log_config=logs.uvicorn_log_config(),
+                proxy_headers=False,
+                server_header=False,
+                access_log=False,  # authsvc logs each request itself, by route template
+                timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
+            )
+    except metrics.MetricsDirError as exc:
+        print(f"authsvc: configuration error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

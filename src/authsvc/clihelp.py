@@ -28,6 +28,14 @@ class CommandParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", Formatter)
         super().__init__(*args, **kwargs)
+        self.settings_of: str | None = None  # the command whose settings --help lists
+
+    def format_help(self) -> str:
+        # Built when help is shown, not on every run: `authsvc serve` never shows it
+        # (issue 12: start-up).
+        if self.epilog is None and self.settings_of is not None:
+            self.epilog = settings_epilog(self.settings_of)
+        return super().format_help()
 
 
 # Settings fields a command reads (None: all of them, which is what every command that
@@ -55,6 +63,10 @@ _COMMAND_EXTRA_ENV: dict[str, tuple[str, ...]] = {
         "AUTHSVC_MIGRATIONS_DIR (default: the package's migrations folder)",
     ),
     "create-admin": ("AWS credentials: the usual AWS_* variables, profile or role",),
+    "serve": (
+        "PROMETHEUS_MULTIPROC_DIR (default: with --workers > 1, a private temporary directory)",
+        "OTEL_EXPORTER_OTLP_ENDPOINT (default: unset, no tracing; see the README's Tracing)",
+    ),
 }
 
 
@@ -94,4 +106,4 @@ def describe_commands(sub: Any) -> None:
             summary = str(summaries[name])
             command.description = summary[:1].upper() + summary[1:] + "."
         if command.epilog is None:
-            command.epilog = settings_epilog(name)
+            command.settings_of = name

@@ -112,6 +112,10 @@ async def require_admin(claims: CurrentUser, settings: SettingsDep) -> None:
 
 
 async def get_request_context(request: Request, state: StateDep) -> RequestContext:
+    return request_context(request, state)
+
+
+def request_context(request: Request, state: AppState) -> RequestContext:
     return RequestContext(
         ip=client_ip(
             request.client.host if request.client else None,

@@ -11,6 +11,9 @@ from typing import Any, ClassVar
 
 class AuthSvcError(Exception):
     status: ClassVar[int] = 500
+    # The problem carries `errors[]` (loc, msg, type per field): validation_error and the
+    # field problems below.
+    carries_errors: ClassVar[bool] = False
     code: ClassVar[str] = "internal_error"
     title: ClassVar[str] = "Internal server error"
     default_detail: ClassVar[str] = "An unexpected error occurred."
@@ -30,6 +33,7 @@ class AuthSvcError(Exception):
 
 class ValidationError(AuthSvcError):
     status, code, title = 422, "validation_error", "Validation failed"
+    carries_errors = True
     default_detail = "The request is not valid."
 
     def __init__(
@@ -44,6 +48,49 @@ class ValidationError(AuthSvcError):
         # Every validation_error carries errors[], like the schema's own (issue 13).
         issue = {"loc": list(loc or ["body"]), "msg": self.detail, "type": "value_error"}
         self.extra.setdefault("errors", [issue])
+
+
+FieldIssue = tuple[list[str | int], str]  # (loc, message), as in validation_error's errors[]
+
+
+class FieldProblemError(AuthSvcError):
+    """A schema-valid request the pool refuses for one or more named fields (an attribute it
+    does not define, a value it does not take, a group it does not have). No shared schema
+    can state these rules, so they are not validation_error; like validation_error, the
+    problem's ``errors[]`` names each field (``loc``), with what is wrong (``msg``).
+    """
+
+    status = 400
+    carries_errors: ClassVar[bool] = True
+
+    def __init__(
+        self, detail: str | None = None, *, issues: list[FieldIssue] | None = None
+    ) -> None:
+        super().__init__(detail)
+        found = issues or [(["body"], self.detail)]
+        self.extra["errors"] = [
+            {"loc": list(loc), "msg": msg, "type": self.code} for loc, msg in found
+        ]
+
+
+class UnknownAttributeError(FieldProblemError):
+    code, title = "unknown_attribute", "Unknown attribute"
+    default_detail = "The user pool has no such attribute, or this app may not write it."
+
+
+class AttributeRequiredError(FieldProblemError):
+    code, title = "attribute_required", "Attribute required"
+    default_detail = "The user pool requires this attribute."
+
+
+class InvalidAttributeValueError(FieldProblemError):
+    code, title = "invalid_attribute_value", "Invalid attribute value"
+    default_detail = "The user pool does not accept this attribute value."
+
+
+class UnknownGroupError(FieldProblemError):
+    code, title = "unknown_group", "Unknown group"
+    default_detail = "The user pool has no such group."
 
 
 class InvalidPasswordError(AuthSvcError):
@@ -161,6 +208,13 @@ class InternalError(AuthSvcError):
 
 
 # What routes document, in groups (problems.responses(*AUTH, ...)).
+# Routes that write user attributes (the pool decides which exist, are required, and what
+# values they take).
+ATTRIBUTES: tuple[type[AuthSvcError], ...] = (
+    UnknownAttributeError,
+    AttributeRequiredError,
+    InvalidAttributeValueError,
+)
 AUTH: tuple[type[AuthSvcError], ...] = (NotAuthenticatedError, InvalidTokenError)
 ADMIN: tuple[type[AuthSvcError], ...] = (*AUTH, ForbiddenError)
 UPSTREAM: tuple[type[AuthSvcError], ...] = (UpstreamUnavailableError, UpstreamError)
@@ -182,6 +236,10 @@ ALL_ERRORS: tuple[type[AuthSvcError], ...] = (
     InvalidCurrentPasswordError,
     InvalidInvitationError,
     InvalidCursorError,
+    UnknownAttributeError,
+    AttributeRequiredError,
+    InvalidAttributeValueError,
+    UnknownGroupError,
     NotFoundError,
     ConflictError,
     RateLimitedError,

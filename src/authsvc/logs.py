@@ -123,29 +123,39 @@ def _fast_path_open() -> logging.StreamHandler[TextIO] | None:
     return handler
 
 
-def access(request_id: str, method: str, route: str, status: int, duration_ms: float) -> None:
+def access(
+    request_id: str,
+    method: str,
+    route: str,
+    status: int,
+    duration_ms: float,
+    trace_id: str | None = None,
+) -> None:
     """One access-log line: ``{"ts", "level", "logger", "msg": "request", request_id, method,
-    route, status, duration_ms}``, as JsonFormatter would write it."""
+    route, status, duration_ms}`` (and ``trace_id`` when tracing is on), as JsonFormatter
+    would write it."""
     if not access_log.isEnabledFor(logging.INFO):
         return
     handler = _fast_path_open()
     if handler is None:
-        access_log.info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "method": method,
-                "route": route,
-                "status": status,
-                "duration_ms": duration_ms,
-            },
-        )
+        extra: dict[str, object] = {
+            "request_id": request_id,
+            "method": method,
+            "route": route,
+            "status": status,
+            "duration_ms": duration_ms,
+        }
+        if trace_id is not None:
+            extra["trace_id"] = trace_id
+        access_log.info("request", extra=extra)
         return
-    # request_id matched [A-Za-z0-9._-] or is hex: no escaping needed.
+    # request_id matched [A-Za-z0-9._-] or is hex, trace_id is hex: no escaping needed.
+    traced = f', "trace_id": "{trace_id}"' if trace_id is not None else ""
     _pending.append(
         f'{{"ts": "{_timestamp(time.time())}", "level": "info", "logger": "authsvc.access",'
         f' "msg": "request", "request_id": "{request_id}", "method": {_json_str(method)},'
-        f' "route": {_json_str(route)}, "status": {status}, "duration_ms": {duration_ms!r}}}\n'
+        f' "route": {_json_str(route)}, "status": {status}, "duration_ms": {duration_ms!r}'
+        f"{traced}}}\n"
     )
     if len(_pending) == 1:
         try:

@@ -17,9 +17,10 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from authsvc import errors, logs, metrics
+from authsvc import errors, logs, tracing
 from authsvc.auth.schemas import session_json
 from authsvc.clientip import Network, is_trusted
+from authsvc.metrics import record_request
 from authsvc.problems import routes_at
 
 log = logging.getLogger("authsvc.access")
@@ -95,8 +96,10 @@ class AuthSvcMiddleware:
         max_body_bytes: int,
         hsts: bool = False,
         trusted_proxies: tuple[Network, ...] = (),
+        traced: bool = False,
     ) -> None:
         self.app = app
+        self.traced = traced
         self.max_body_bytes = max_body_bytes
         self.hsts = hsts
         self.trusted_proxies = trusted_proxies
@@ -129,6 +132,9 @@ class AuthSvcMiddleware:
         else:
             request_id = _new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
+        # With tracing on, the request id is on the server span and the trace id in the
+        # access log line: either finds the other.
+        trace_id = tracing.tag_request(request_id) if self.traced else None
         path: str = scope["path"]
         no_store = path.startswith(("/v1/", "/dev/"))
         https = scope.get("scheme") == "https" or (
@@ -207,8 +213,9 @@ class AuthSvcMiddleware:
             if template is None:
                 template = _route_template(scope)
             elapsed = time.perf_counter() - started
-            metrics.observe_request(template, status, elapsed)
-            logs.access(request_id, scope["method"], template, status, round(elapsed * 1000, 2))
+            method = scope["method"]
+            record_request((template, method, status, elapsed))
+            logs.access(request_id, method, template, status, round(elapsed * 1000, 2), trace_id)
 
     def _fast_answer(self, scope: Scope, path: str, authorization: bytes) -> bytes | None:
         """The body of a 200 for GET /healthz, or for GET /v1/auth/session with a token the

@@ -31,6 +31,10 @@ class ValidationIssue(BaseModel):
 
 
 class ValidationProblem(Problem):
+    """A problem that names the fields at fault: `validation_error` (the schema), and the
+    400s for what only the pool can refuse (`unknown_attribute`, `attribute_required`,
+    `invalid_attribute_value`, `unknown_group`)."""
+
     errors: list[ValidationIssue] = Field(default_factory=list)
 
 
@@ -61,7 +65,7 @@ def responses(*kinds: type[errors.AuthSvcError]) -> dict[int | str, dict[str, An
     out: dict[int | str, dict[str, Any]] = {}
     for status, group in sorted(by_status.items()):
         codes = ", ".join(sorted({k.code for k in group}))
-        model = ValidationProblem if status == 422 else Problem
+        model = ValidationProblem if any(k.carries_errors for k in group) else Problem
         out[status] = {
             "model": model,
             "description": f"Problem: `{codes}`",
@@ -83,7 +87,8 @@ _TRANSPORT_PROBLEMS = (
 
 
 def _problem_entry(status: int, codes: list[str]) -> dict[str, Any]:
-    model = ValidationProblem if status == 422 else Problem
+    with_errors = _codes_with_errors()
+    model = ValidationProblem if any(code in with_errors for code in codes) else Problem
     return {
         "description": "Problem: `" + ", ".join(sorted(set(codes))) + "`",
         "content": {
@@ -110,12 +115,26 @@ def _known_problems() -> dict[str, tuple[int, str, str]]:
         "Unsupported media type",
         "Send the body as application/json.",
     )
+    for kind in _error_kinds():
+        known[kind.code] = (kind.status, kind.title, kind.default_detail)
+    return known
+
+
+def _error_kinds() -> list[type[errors.AuthSvcError]]:
+    """Every error class that states its own code (a subclass that only narrows the detail,
+    or a base such as FieldProblemError, answers with a code stated elsewhere)."""
+    kinds = []
     pending: list[type[errors.AuthSvcError]] = [errors.AuthSvcError]
     while pending:
         kind = pending.pop()
         pending.extend(kind.__subclasses__())
-        known[kind.code] = (kind.status, kind.title, kind.default_detail)
-    return known
+        if "code" in vars(kind):
+            kinds.append(kind)
+    return kinds
+
+
+def _codes_with_errors() -> set[str]:
+    return {kind.code for kind in _error_kinds() if kind.carries_errors}
 
 
 _EXAMPLE_REQUEST_ID = "5f0c6b1e9a3d4c2b8e7f6a5d4c3b2a19"
@@ -140,7 +159,36 @@ def problem_example(code: str, status: int) -> dict[str, Any]:
     if code == "validation_error":
         example["detail"] = "The request is not valid; see errors."
         example["errors"] = [{"loc": ["body", "email"], "msg": "Field required", "type": "missing"}]
+    elif code in _FIELD_EXAMPLES:
+        detail, loc, msg = _FIELD_EXAMPLES[code]
+        example["detail"] = detail
+        example["errors"] = [{"loc": loc, "msg": msg, "type": code}]
     return example
+
+
+# What the pool-side field problems really say (detail, then one errors[] entry).
+_FIELD_EXAMPLES: dict[str, tuple[str, list[str | int], str]] = {
+    "unknown_attribute": (
+        "The user pool has no attribute nickname_2, or this app may not write it.",
+        ["body", "attributes", "nickname_2"],
+        "The user pool has no attribute nickname_2, or this app may not write it.",
+    ),
+    "attribute_required": (
+        "The user pool requires family_name.",
+        ["body", "family_name"],
+        "The user pool requires family_name.",
+    ),
+    "invalid_attribute_value": (
+        "test_attribute1 takes at most 256 characters.",
+        ["body", "attributes", "test_attribute1"],
+        "test_attribute1 takes at most 256 characters.",
+    ),
+    "unknown_group": (
+        "The user pool has no group named editors.",
+        ["body", "groups", 0],
+        "The user pool has no group named editors.",
+    ),
+}
 
 
 def _with_examples(status: int, entry: dict[str, Any]) -> None:

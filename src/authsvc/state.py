@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from authsvc.admin.service import AdminService
 from authsvc.audit.service import AuditLog
@@ -15,12 +16,14 @@ from authsvc.config import Settings
 from authsvc.db import Database
 from authsvc.dev.outbox import DevOutbox
 from authsvc.email.outbox import OutboxWorker
-from authsvc.federation.service import FederationService
 from authsvc.invitations.service import InvitationService
 from authsvc.mfa.service import MfaService
 from authsvc.profile.service import ProfileService
 from authsvc.revocation.service import RevocationRegistry
 from authsvc.security.ratelimit import RateLimits
+
+if TYPE_CHECKING:
+    from authsvc.federation.service import FederationService
 
 
 @dataclass

@@ -358,12 +358,12 @@ class TestUpdate:
             {"email_verified": "false"},
             {"given_name": "Sneaky"},
             {"custom:test_attribute1": "x"},
-            {"no_such_attribute": "x"},
             {"cognito:groups": "admin"},
             {"phone_number_verified": "true"},
         ],
     )
     def test_refused_attributes(self, client, outbox, cognito, admin, attributes):
+        """Names the schema itself refuses (top-level fields, prefixes, over 20 characters)."""
         username = username_of(cognito, confirmed_user(client, outbox))
         before = client.get(user_path(username), headers=admin.bearer).json()
         response = client.patch(
@@ -379,13 +379,32 @@ class TestUpdate:
             {"sub": "x"},
             {"groups": ["admin"]},
             {"email_verified": "perhaps"},
-            {"family_name": None},
         ],
     )
     def test_refused_bodies(self, client, outbox, cognito, admin, body):
         username = username_of(cognito, confirmed_user(client, outbox))
         response = client.patch(user_path(username), json=body, headers=admin.bearer)
         assert_problem(response, 422, "validation_error")
+
+    @pytest.mark.parametrize(
+        ("body", "code", "loc"),
+        [
+            # what only the pool can refuse: 400 with its own code, errors[] naming the field
+            ({"attributes": {"no_such_attribute": "x"}}, "unknown_attribute", None),
+            ({"attributes": {"locale": "en"}}, "unknown_attribute", None),  # not writable
+            ({"family_name": None}, "attribute_required", ["body", "family_name"]),
+            ({"attributes": {"test_attribute1": "x" * 257}}, "invalid_attribute_value", None),
+        ],
+    )
+    def test_pool_refusals(self, client, outbox, cognito, admin, body, code, loc):
+        username = username_of(cognito, confirmed_user(client, outbox))
+        before = client.get(user_path(username), headers=admin.bearer).json()
+        response = client.patch(user_path(username), json=body, headers=admin.bearer)
+        problem = assert_problem(response, 400, code)
+        name = next(iter(body.get("attributes", {})), None)
+        expected = loc or ["body", "attributes", name]
+        assert [(e["loc"], e["type"]) for e in problem["errors"]] == [(expected, code)]
+        assert client.get(user_path(username), headers=admin.bearer).json() == before
 
     def test_unknown_user(self, client, admin):
         response = client.patch(

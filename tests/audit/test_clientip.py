@@ -176,7 +176,7 @@ def recorded_ip(app: FastAPI, email: str) -> str | None:
     state = app.state.authsvc
     state.audit.flush()
     with state.db.sessions() as session:
-        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.target == email)))
+        rows = list(session.scalars(select(AuditEvent).where(AuditEvent.target_email == email)))
     assert len(rows) == 1, rows
     return rows[0].ip
 

@@ -104,3 +104,64 @@ class TestSignIn:
         email = confirmed_user(client, outbox)
         response = client.post(SIGN_IN, json={"email": email, "password": PASSWORD, "otp": "1"})
         assert_problem(response, 422, "validation_error")
+
+
+def test_a_sign_in_reads_its_new_token_once(client, outbox, monkeypatch):
+    # The revocation ledger, the wrapped refresh token (the client has a secret) and the
+    # audit event's actor all need the issued token's claims: decoded once per sign-in.
+    import base64
+
+    from authsvc.cognito import tokens
+
+    email = confirmed_user(client, outbox)
+    decoded: list[str] = []
+    real_loads = tokens.json.loads
+
+    class CountingJson:
+        @staticmethod
+        def loads(data):
+            decoded.append("loads")
+            return real_loads(data)
+
+    monkeypatch.setattr(tokens, "json", CountingJson)
+    response = client.post(SIGN_IN, json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    assert decoded == ["loads"]
+    body = response.json()
+    access = jwt.decode(body["access_token"], options={"verify_signature": False})
+    sub = access["sub"]
+    # The wrapped refresh token carries the username read from that one decode.
+    prefix, _, rest = body["refresh_token"].partition(".")
+    encoded = rest.split(".", 1)[0]
+    assert prefix == "rt1"
+    assert (
+        base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        == (access["username"])
+    )
+    session = client.get(
+        "/v1/auth/session", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert session.status_code == 200 and session.json()["sub"] == sub
+
+
+def test_unverified_claims_are_read_only_and_follow_the_token():
+    import base64
+    import json
+
+    import pytest
+
+    from authsvc.cognito.tokens import unverified_claims
+
+    def token(claims: dict) -> str:
+        payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+        return f"e30.{payload}.c2ln"
+
+    first, second = token({"sub": "a", "n": 1}), token({"sub": "b", "n": 2})
+    assert unverified_claims(first)["sub"] == "a"
+    assert unverified_claims(first)["sub"] == "a"
+    assert unverified_claims(second)["sub"] == "b"
+    assert unverified_claims(first)["n"] == 1
+    with pytest.raises(TypeError):
+        unverified_claims(first)["sub"] = "mallory"  # type: ignore[index]
+    with pytest.raises(ValueError):
+        unverified_claims(token(["not", "an", "object"]))  # type: ignore[arg-type]

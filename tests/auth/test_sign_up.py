@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
+import pytest
+
 from authsvc.dev.gateway import MAX_ATTEMPTS
 from tests.helpers import (
     PASSWORD,
@@ -131,25 +133,50 @@ class TestSignUp:
         assert ["body", "nickname"] in [e["loc"] for e in body["errors"]]
         assert outbox.list(to=email) == []
 
-    def test_unknown_custom_attribute_is_a_validation_error(self, client, outbox):
+    def test_unknown_custom_attribute_is_unknown_attribute(self, client, outbox):
+        # Schema-valid (the pool decides which attributes exist): 400, never validation_error.
         email = new_email()
         response = sign_up(client, email, attributes={"no_such_attribute": "x"})
-        body = assert_problem(response, 422, "validation_error")
+        body = assert_problem(response, 400, "unknown_attribute")
         assert "no_such_attribute" in body["detail"]
+        assert body["errors"] == [
+            {
+                "loc": ["body", "attributes", "no_such_attribute"],
+                "msg": "The user pool has no attribute no_such_attribute, or this app may not"
+                " write it.",
+                "type": "unknown_attribute",
+            }
+        ]
         assert outbox.list(to=email) == []
 
-    def test_non_writable_attribute_is_a_validation_error(self, client, outbox):
+    def test_attribute_the_client_may_not_write_is_unknown_attribute(self, client, outbox):
+        # `locale` is one of the pool's standard attributes, not in the client's WriteAttributes.
         email = new_email()
-        response = sign_up(client, email, attributes={"email_verified": "true"})
-        body = assert_problem(response, 422, "validation_error")
-        assert "email_verified" in body["detail"]
+        response = sign_up(client, email, attributes={"locale": "en"})
+        body = assert_problem(response, 400, "unknown_attribute")
+        assert [e["loc"] for e in body["errors"]] == [["body", "attributes", "locale"]]
         assert outbox.list(to=email) == []
 
-    def test_email_inside_attributes_is_a_validation_error(self, client, outbox):
+    def test_value_over_the_pools_limit_is_invalid_attribute_value(self, client, outbox):
         email = new_email()
-        response = sign_up(client, email, attributes={"email": "victim@example.com"})
+        response = sign_up(client, email, attributes={"test_attribute1": "x" * 257})
+        body = assert_problem(response, 400, "invalid_attribute_value")
+        assert body["errors"] == [
+            {
+                "loc": ["body", "attributes", "test_attribute1"],
+                "msg": "test_attribute1 takes at most 256 characters.",
+                "type": "invalid_attribute_value",
+            }
+        ]
+        assert outbox.list(to=email) == []
+
+    @pytest.mark.parametrize("name", ["email_verified", "email", "sub", "family_name"])
+    def test_top_level_name_inside_attributes_is_a_validation_error(self, client, outbox, name):
+        # The schema states it (the attribute-name pattern leaves these names out).
+        email = new_email()
+        response = sign_up(client, email, attributes={name: "victim@example.com"})
         body = assert_problem(response, 422, "validation_error")
-        assert "email" in body["detail"]
+        assert [e["loc"][:3] for e in body["errors"]] == [["body", "attributes", name]]
         assert outbox.list(to=email) == []
 
     def test_prefixed_attribute_name_is_a_validation_error(self, client):

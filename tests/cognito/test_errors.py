@@ -89,6 +89,20 @@ EXPECTED: dict[tuple[str | None, str], tuple[type[errors.AuthSvcError], int, str
     # a cursor whose pagination token Cognito refuses is the client's mistake
     ("list_users", "InvalidToken"): (errors.InvalidCursorError, 400, "invalid_cursor"),
     ("list_users", "InvalidParameterException"): (errors.ValidationError, 422, "validation_error"),
+    # Attribute writes: what Cognito still refuses is a value rule of the pool's own.
+    **{
+        (operation, "InvalidParameterException"): (
+            errors.InvalidAttributeValueError,
+            400,
+            "invalid_attribute_value",
+        )
+        for operation in (
+            "sign_up",
+            "admin_create_user",
+            "update_user_attributes",
+            "admin_update_user_attributes",
+        )
+    },
     (None, "UserNotFoundException"): (cognito_errors.UnknownUserError, 404, "not_found"),
     (None, "UsernameExistsException"): (cognito_errors.AccountExistsError, 409, "conflict"),
     (None, "AliasExistsException"): (cognito_errors.AccountExistsError, 409, "conflict"),

@@ -21,7 +21,8 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from authsvc.cognito.gateway import secret_hash
+from authsvc.cognito.gateway import CognitoGateway, SecretHasher, secret_hash
+from authsvc.config import Settings
 from authsvc.dev.outbox import DevOutbox
 from authsvc.main import create_app
 from tests.conftest import make_settings
@@ -88,6 +89,42 @@ def test_secret_hash_depends_on_each_input() -> None:
     assert secret_hash("user", "client", "secret2") != base
     # The message is the plain concatenation, username first.
     assert secret_hash("userc", "lient", "secret") == base
+
+
+def test_keyed_hasher_gives_the_known_vectors() -> None:
+    # The gateway's hasher keys the HMAC once and copies it per call: same values as the
+    # formula, call after call (a copy must not carry the previous message along).
+    hasher = SecretHasher("7gq2hbpclqsd1nlh0r6dn6f0be", "v3ry-s3cret-client-secret")
+    for _ in range(3):
+        assert hasher("alice@example.com") == "owjw7jXlxZyps0gcT0HsWKmDvdKYXMnYuuwAWDwgrDo="
+    assert SecretHasher("1abc", "sécret")("usérname") == (
+        "XZbPGl6Fw7zEZC7I28GQf9SnL+4KAM6487Ej3FQJSkg="
+    )
+    for username in ("bob@example.com", "", "5b0f5e8e-1b7b-4a4c-9c36-2b5f0d4f6f11"):
+        assert hasher(username) == secret_hash(
+            username, "7gq2hbpclqsd1nlh0r6dn6f0be", "v3ry-s3cret-client-secret"
+        )
+
+
+def test_gateway_sends_the_known_vector_and_follows_a_changed_secret() -> None:
+    settings = Settings(
+        cognito_user_pool_id="us-east-1_example",
+        cognito_client_id="7gq2hbpclqsd1nlh0r6dn6f0be",
+        cognito_client_secret="v3ry-s3cret-client-secret",
+        database_url="sqlite://",
+        secret_key="secret-hash-test-key-0123456789",
+    )
+    gateway = CognitoGateway(settings, client=object())
+    params = gateway._with_secret({"USERNAME": "alice@example.com"}, "alice@example.com")
+    assert params["SECRET_HASH"] == "owjw7jXlxZyps0gcT0HsWKmDvdKYXMnYuuwAWDwgrDo="
+    assert gateway._secret_kwarg("alice@example.com") == {
+        "SecretHash": "owjw7jXlxZyps0gcT0HsWKmDvdKYXMnYuuwAWDwgrDo="
+    }
+    # A rotated secret (or client) is picked up: the keyed HMAC is rebuilt, not reused.
+    gateway.client_id, gateway.client_secret = "1abc", "sécret"
+    assert gateway.secret_hash("usérname") == "XZbPGl6Fw7zEZC7I28GQf9SnL+4KAM6487Ej3FQJSkg="
+    gateway.client_secret = None
+    assert gateway._with_secret({"USERNAME": "u"}, "u") == {"USERNAME": "u"}
 
 
 # --------------------------------------------------------------------------- through the app

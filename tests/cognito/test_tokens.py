@@ -602,3 +602,92 @@ def test_cached_token_still_expires(app_settings) -> None:
     with pytest.raises(errors.InvalidTokenError):
         verifier.verify_access(token)
     assert not verifier.is_cached(token)
+
+
+# --------------------------------------------------------------------------- the JWKS fetcher
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """Answers each path as ``routes`` says: (status, headers, body); records the paths."""
+
+    routes: dict[str, tuple[int, dict[str, str], bytes]]
+    requests: list[str]
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.requests.append(self.path)
+        status, headers, body = self.routes.get(self.path, (404, {}, b"{}"))
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[tuple[str, dict[str, Any], list[str]]]:
+    routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+    received: list[str] = []
+    handler = type("Scripted", (_Scripted,), {"routes": routes, "requests": received})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", routes, received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_http_fetch_reads_a_jwks_over_http(scripted_server) -> None:
+    base, routes, received = scripted_server
+    routes["/.well-known/jwks.json"] = (200, {}, json.dumps(MOTO_PUBLIC_JWKS).encode())
+    cache = JWKSCache(f"{base}/.well-known/jwks.json")
+    assert cache.get("dummy") is not None
+    assert received == ["/.well-known/jwks.json"]
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_http_fetch_follows_no_redirect(scripted_server, status: int) -> None:
+    # The keys come from the pool's own URL only: a redirect to other keys (which would
+    # verify an attacker's tokens) is a failed fetch, and the target is never requested.
+    base, routes, received = scripted_server
+    public = json.loads(RSAAlgorithm.to_jwk(ATTACKER_KEY.public_key()))
+    attacker_jwks = {"keys": [{**public, "kid": "dummy", "alg": "RS256", "use": "sig"}]}
+    routes["/jwks"] = (status, {"Location": f"{base}/elsewhere"}, b"{}")
+    routes["/elsewhere"] = (200, {}, json.dumps(attacker_jwks).encode())
+    with pytest.raises(OSError) as caught:
+        tokens_module._http_fetch(f"{base}/jwks")
+    assert getattr(caught.value, "code", None) == status
+    assert received == ["/jwks"]
+    cache = JWKSCache(f"{base}/jwks")
+    with pytest.raises(errors.UpstreamUnavailableError):
+        cache.get("dummy")
+    assert "/elsewhere" not in received
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (500, b'{"keys": []}', OSError),
+        (404, b"{}", OSError),
+        (200, b"<html>not json</html>", ValueError),
+        (200, b'["a", "list"]', ValueError),
+        (200, b" " * (tokens_module.MAX_JWKS_BYTES + 1), ValueError),
+    ],
+    ids=["500", "404", "not-json", "not-an-object", "too-large"],
+)
+def test_http_fetch_refuses_what_is_not_a_jwks(scripted_server, status, body, error) -> None:
+    base, routes, _ = scripted_server
+    routes["/jwks"] = (status, {}, body)
+    with pytest.raises(error):
+        tokens_module._http_fetch(f"{base}/jwks")
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/jwks", "data:,{}"])
+def test_http_fetch_is_http_only(url: str) -> None:
+    with pytest.raises(ValueError, match="http"):
+        tokens_module._http_fetch(url)

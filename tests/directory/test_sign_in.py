@@ -113,20 +113,26 @@ class TestSignIn:
     ) -> None:
         from sqlalchemy import create_engine, text
 
-        assert sign_in(dir_client, BOB.uid, BOB.password).status_code == 200
+        ok = sign_in(dir_client, BOB.uid, BOB.password)
+        assert ok.status_code == 200
+        username = claims(ok.json()["access_token"])["username"]
         assert sign_in(dir_client, BOB.uid, "wrong").status_code == 401
         dir_client.app.state.authsvc.audit.flush()  # type: ignore[attr-defined]
         engine = create_engine(dir_settings.database_url)
         with engine.connect() as conn:
             rows = conn.execute(
                 text(
-                    "SELECT action, outcome FROM audit_event WHERE target = :t"
-                    " ORDER BY occurred_at DESC LIMIT 2"
-                ),
-                {"t": BOB.uid},
+                    "SELECT action, target, target_email, detail FROM audit_event"
+                    " WHERE action LIKE 'directory_sign_in%' ORDER BY occurred_at DESC"
+                )
             ).all()
         engine.dispose()
-        assert {r[0] for r in rows} == {"directory_sign_in", "directory_sign_in_failed"}
+        # The subject by its pool names; the directory login name in the detail.
+        mine = [r for r in rows if r[3].get("login") == BOB.uid][:2]
+        assert [(r[0], r[1], r[2]) for r in mine] == [
+            ("directory_sign_in_failed", None, None),  # the directory vouched for nobody
+            ("directory_sign_in", username, BOB.mail),
+        ]
 
 
 class TestRefused:

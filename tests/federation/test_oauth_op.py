@@ -8,6 +8,7 @@ provider's redirects and hands authsvc's callback URL to the app, cookie include
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,7 +17,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from authsvc.audit.models import AuditEvent
 from authsvc.cognito.tokens import JWKSCache
 from authsvc.federation.endpoints import BROWSER_COOKIE
 from authsvc.main import create_app
@@ -181,6 +184,21 @@ class TestWebFlow:
         assert session.status_code == 200, session.text
         assert session.json()["sub"] == "alice"
         assert session.json()["client_id"] == op.client_id
+
+    def test_audit_names_the_subject_by_username(
+        self, client: TestClient, op: OpenIdProvider
+    ) -> None:
+        # As every event: target is the pool's username, the provider only in the detail.
+        login = f"fed-{uuid.uuid4().hex[:8]}"
+        back, nonce = web_flow(client, op, login=login)
+        handoff_code(callback(client, back, nonce), APP_URI)
+        state = client.app.state.authsvc  # type: ignore[attr-defined]
+        state.audit.flush()
+        with state.db.sessions() as session:
+            rows = session.scalars(select(AuditEvent).where(AuditEvent.actor == login)).all()
+        assert [(r.action, r.target, r.target_email, r.detail) for r in rows] == [
+            ("federated_sign_in", login, f"{login}@op.example", {"provider": "Google"})
+        ]
 
     def test_cookie_transport(self, client: TestClient, op: OpenIdProvider) -> None:
         back, nonce = web_flow(client, op, login="bob")

@@ -134,7 +134,15 @@ class TestAcceptFlow:
         token = wait_link(outbox, email).removeprefix(LINK_PREFIX)
         assert lookup(client, token).json()["family_name"] is None
 
-        assert_problem(accept(client, token), 422, "validation_error")
+        # The pool requires family_name; neither the invitation nor the body has one.
+        body = assert_problem(accept(client, token), 400, "attribute_required")
+        assert body["errors"] == [
+            {
+                "loc": ["body", "family_name"],
+                "msg": "The user pool requires family_name.",
+                "type": "attribute_required",
+            }
+        ]
         assert users_with_email(cognito, email) == []
 
         accepted = accept(client, token, family_name="Given-In-Accept")
@@ -159,14 +167,24 @@ class TestAcceptFlow:
         assert (profile["given_name"], profile["family_name"]) == ("New", "Newer")
         assert profile["attributes"] == {"test_attribute1": "mine"}
 
-    @pytest.mark.parametrize("attribute", ["no_such_attribute", "email_verified", "email"])
-    def test_unwritable_attribute_in_accept_creates_nobody(
-        self, client, admin, outbox, cognito, attribute
+    @pytest.mark.parametrize(
+        ("attributes", "status", "code"),
+        [
+            ({"no_such_attribute": "x"}, 400, "unknown_attribute"),
+            ({"test_attribute1": "x" * 257}, 400, "invalid_attribute_value"),
+            ({"email_verified": "x"}, 422, "validation_error"),
+            ({"email": "x"}, 422, "validation_error"),
+        ],
+    )
+    def test_refused_attribute_in_accept_creates_nobody(
+        self, client, admin, outbox, cognito, attributes, status, code
     ):
         email = new_email("badattr")
         _, token = invite_and_link(client, admin, outbox, email)
-        response = accept(client, token, attributes={attribute: "x"})
-        assert_problem(response, 422, "validation_error")
+        response = accept(client, token, attributes=attributes)
+        body = assert_problem(response, status, code)
+        (name,) = attributes
+        assert [e["loc"][:3] for e in body["errors"]] == [["body", "attributes", name]]
         assert users_with_email(cognito, email) == []
         assert accept(client, token).status_code == 201
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from authsvc import metrics
 from authsvc.main import create_app
@@ -27,12 +28,14 @@ TOKEN = "metrics-token-for-this-test-0123456789"
 
 def _cognito_calls(operation: str) -> dict[str, float]:
     """This process's Cognito call counters for ``operation``, by outcome label."""
-    series = metrics.snapshot().get("authsvc_cognito_calls_total", {})
+    metrics.flush()
     out: dict[str, float] = {}
-    for labels, value in series.items():
-        named = dict(labels)
-        if named.get("operation") == operation:
-            out[named["outcome"]] = out.get(named["outcome"], 0.0) + value
+    for family in REGISTRY.collect():
+        for sample in family.samples:
+            named = sample.name == "authsvc_cognito_calls_total"
+            if named and sample.labels.get("operation") == operation:
+                outcome = sample.labels["outcome"]
+                out[outcome] = out.get(outcome, 0.0) + sample.value
     return out
 
 
@@ -78,7 +81,9 @@ class TestMetricsAccess:
         response = serve_app.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
         assert response.status_code == 200, response.text
         assert response.headers["content-type"].startswith("text/plain")
-        assert 'authsvc_requests_total{route="/healthz",status="200"}' in response.text
+        assert 'authsvc_requests_total{method="GET",route="/healthz",status="200"}' in (
+            response.text
+        )
 
     def test_dev_mode_keeps_metrics_open(self, client: TestClient) -> None:
         response = client.get("/metrics")

@@ -200,19 +200,26 @@ def _bearer(target: Target, case: Any) -> str:
 # Every check runs on every operation (`--checks all`), positive_data_acceptance included:
 # a request the document calls valid is accepted. The one exception: a refusal for a reason
 # no schema can state (a wrong code, an unknown session or token, a password rule beyond
-# length). Each operation lists the (status, code) of those it may answer, and none of them is
-# ever validation_error — a validation_error for schema-valid data is a gap in the document.
+# length, what the user pool defines: its attributes, which are required, the values they
+# take, its groups). Each operation lists the (status, code) of those it may answer, and none
+# of them is ever validation_error — a validation_error for schema-valid data is a gap in the
+# document.
 _WRONG_CODE = {(400, "invalid_code"), (400, "expired_code")}
 _POLICY = {(422, "invalid_password")}  # upper case, digit, symbol: the pool's, beyond length
+_POOL_ATTRIBUTES = {
+    (400, "unknown_attribute"),
+    (400, "attribute_required"),
+    (400, "invalid_attribute_value"),
+}
 _UNSTATABLE_REFUSALS: dict[str, set[tuple[int, str]]] = {
-    "POST /v1/auth/sign-up": _POLICY,
+    "POST /v1/auth/sign-up": _POLICY | _POOL_ATTRIBUTES,
     "POST /v1/auth/sign-up/confirm": _WRONG_CODE,
     "POST /v1/auth/challenge": {(400, "invalid_session"), *_WRONG_CODE, *_POLICY},
     "POST /v1/auth/password/reset": _WRONG_CODE | _POLICY,
     "POST /v1/me/password": {(400, "invalid_current_password"), *_POLICY},
     "POST /v1/me/mfa/totp/verify": _WRONG_CODE,
     "POST /v1/invitations/lookup": {(400, "invalid_invitation")},
-    "POST /v1/invitations/accept": {(400, "invalid_invitation"), *_POLICY},
+    "POST /v1/invitations/accept": {(400, "invalid_invitation"), *_POLICY, *_POOL_ATTRIBUTES},
     # Issue 11: TOTP off needs a recent sign-in or the current password; a guessed one is
     # refused like change-password's.
     "DELETE /v1/me/mfa/totp": {(400, "invalid_current_password")},
@@ -221,15 +228,11 @@ _UNSTATABLE_REFUSALS: dict[str, set[tuple[int, str]]] = {
     "GET /v1/invitations": {(400, "invalid_cursor")},
     "GET /v1/admin/users": {(400, "invalid_cursor")},
     "GET /v1/admin/audit-events": {(400, "invalid_cursor")},
-}
-# Known gaps, still answered validation_error (listed so that they stay visible, each with what
-# the document would need): the pool's custom attributes and groups are read at run time.
-_KNOWN_GAPS: dict[str, str] = {
-    "POST /v1/auth/sign-up": "the pool's custom attributes (names and writability)",
-    "POST /v1/invitations/accept": "the pool's custom attributes (names and writability)",
-    "PATCH /v1/me": "the pool's custom attributes and which are required (null clears)",
-    "PATCH /v1/admin/users/{username}": "the pool's custom attributes and which are required",
-    "POST /v1/invitations": "groups must exist in the pool",
+    # The pool's attributes (a name it does not define, a required one cleared, a value
+    # over its own limit) and groups.
+    "PATCH /v1/me": _POOL_ATTRIBUTES,
+    "PATCH /v1/admin/users/{username}": _POOL_ATTRIBUTES,
+    "POST /v1/invitations": {(400, "unknown_group"), *_POOL_ATTRIBUTES},
 }
 
 
@@ -250,8 +253,10 @@ def _accepts_positive_data(ctx: Any, response: Any, case: Any) -> bool | None:
         refusal = (response.status_code, code)
         if refusal in _UNSTATABLE_REFUSALS.get(label, set()):
             assert code != "validation_error"
-            return None
-        if code == "validation_error" and label in _KNOWN_GAPS:
+            if refusal in _POOL_ATTRIBUTES or code == "unknown_group":
+                # Like validation_error, these name each field at fault.
+                issues = response.json()["errors"]
+                assert issues and all(issue["loc"][0] == "body" for issue in issues)
             return None
         challenge = label == "POST /v1/auth/challenge"
         if code == "validation_error" and challenge and not _challenge_is_a_union():

@@ -280,9 +280,9 @@ class TestSealedChallengeSessions:
         assert (
             client.post("/v1/auth/challenge", json={**body, "new_password": NEW}).status_code == 200
         )
-        rows = [r for r in table_rows(client) if r.target in {email_a, email_b}]
+        rows = [r for r in table_rows(client) if r.target_email in {email_a, email_b}]
         answered = [r for r in rows if r.action == "challenge_answered"]
-        assert [r.target for r in answered] == [email_a]
+        assert [r.target_email for r in answered] == [email_a]
         # The refused attempt names nobody: not the email the client claimed.
         failed = [r for r in table_rows(client) if r.action == "challenge_failed"]
-        assert all(r.target != email_b for r in failed)
+        assert all(r.target_email != email_b for r in failed)

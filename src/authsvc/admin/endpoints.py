@@ -10,6 +10,7 @@ from authsvc.admin.dependencies import AdminServiceDep
 from authsvc.audit.dependencies import AuditDep
 from authsvc.dependencies import CurrentUser, RequestContextDep, require_admin
 from authsvc.problems import responses
+from authsvc.schemas import GroupNameSegment
 
 router = APIRouter(prefix="/v1/admin/users", tags=["admin"], dependencies=[Depends(require_admin)])
 
@@ -18,7 +19,7 @@ _UPSTREAM = errors.UPSTREAM
 
 
 UsernamePath = Annotated[schemas.Username, Path(description="Cognito's user id (`username`)")]
-GroupPath = Annotated[schemas.GroupName, Path()]
+GroupPath = Annotated[GroupNameSegment, Path()]
 
 
 def _done() -> Response:
@@ -62,7 +63,7 @@ def get_user(username: UsernamePath, admin_service: AdminServiceDep) -> schemas.
     "/{username}",
     response_model=schemas.AdminUser,
     summary="Update a user's attributes (admins may set email_verified)",
-    responses=responses(*_ADMIN, errors.NotFoundError, *_UPSTREAM),
+    responses=responses(*_ADMIN, errors.NotFoundError, *errors.ATTRIBUTES, *_UPSTREAM),
 )
 def update_user(
     username: UsernamePath,
@@ -81,7 +82,9 @@ def update_user(
             ]
             + [f"attributes.{name}" for name in body.attributes]
         )
-        return admin_service.update_user(username, body)
+        user = admin_service.update_user(username, body)
+        ev.subject(user.username, user.email)
+        return user
 
 
 @router.delete(

@@ -20,7 +20,6 @@ UserStatus = Literal[
     "disabled",
 ]
 Username = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
-GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
 EmailPrefix = Annotated[str, StringConstraints(pattern=r"^[^\"\\\s]{1,254}$")]
 
 

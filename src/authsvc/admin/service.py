@@ -128,10 +128,8 @@ class AdminService:
         for name in ("given_name", "family_name"):
             if name in update.model_fields_set:
                 values[name] = getattr(update, name)
-        for name, value in update.attributes.items():
-            if name in {"sub", "email", "email_verified", "given_name", "family_name"}:
-                raise errors.ValidationError(f"{name} cannot be set through attributes.")
-            values[name] = value
+        # The schema keeps the top-level fields (email, sub, ...) out of `attributes`.
+        values.update(update.attributes)
         if update.email_verified is not None:
             values["email_verified"] = "true" if update.email_verified else "false"
         if values:

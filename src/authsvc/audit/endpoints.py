@@ -24,14 +24,25 @@ ActionName = Annotated[str, Query(pattern=r"^[a-z_]{1,64}$")]
     "",
     response_model=schemas.AuditEventPage,
     summary="The audit log, newest first",
-    description="Events are written within a fraction of a second of the action.",
+    description=(
+        "Events are written within a fraction of a second of the action. Every event names"
+        " its subject the same way: `target` is the Cognito username, `target_email` the"
+        " email, each when known. The `target` filter takes either: a value with `@` is"
+        " matched against `target_email` (in lower case), anything else against `target`."
+    ),
     responses=responses(*_ADMIN, errors.InvalidCursorError),
 )
 def list_audit_events(
     session: SessionDep,
     audit: AuditDep,
     actor: Annotated[str | None, Query(max_length=254)] = None,
-    target: Annotated[str | None, Query(max_length=254)] = None,
+    target: Annotated[
+        str | None,
+        Query(
+            max_length=254,
+            description="The subject's username, or its email (a value with `@`).",
+        ),
+    ] = None,
     action: ActionName | None = None,
     since: Timestamp | None = None,
     until: Timestamp | None = None,
@@ -56,6 +67,7 @@ def list_audit_events(
             actor=row.actor,
             action=row.action,
             target=row.target,
+            target_email=row.target_email,
             outcome=row.outcome,
             ip=row.ip,
             user_agent=row.user_agent,

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class AuditEvent(BaseModel):
@@ -12,7 +12,8 @@ class AuditEvent(BaseModel):
     occurred_at: datetime
     actor: str | None
     action: str
-    target: str | None
+    target: str | None = Field(description="The subject's Cognito username, when known.")
+    target_email: str | None = Field(description="The subject's email, when known.")
     outcome: str
     ip: str | None
     user_agent: str | None

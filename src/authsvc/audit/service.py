@@ -4,6 +4,10 @@
 every ``flush_interval`` seconds. A slow or unavailable database never slows a sign-in:
 if the buffer fills up (the database has been down for a while), the oldest entries are
 dropped and counted in ``dropped``. Shutdown flushes what is left.
+
+Every event names its subject the same way: ``target`` is the Cognito username,
+``target_email`` the email. A caller passes what it knows; the writer fills in the other
+name (``subjects.fill``: at most one query per batch).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from authsvc.audit import subjects
 from authsvc.audit.repository import AuditRepository
 from authsvc.context import FAILURE, SUCCESS, RequestContext
 from authsvc.db import UNAVAILABLE, Database
@@ -36,7 +41,13 @@ class Tracked:
 
     actor: str | None
     target: str | None
+    target_email: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def subject(self, username: str | None, email: str | None) -> None:
+        """Name the subject as far as known (a name already set is kept when not known)."""
+        self.target = username or self.target
+        self.target_email = email or self.target_email
 
 
 class AuditLog:
@@ -62,6 +73,8 @@ class AuditLog:
         self.dropped = 0
         self.written = 0
         self.write_failures = 0
+        self.lookups = 0  # subject look-ups: at most one per written batch
+        self.subjects = subjects.SubjectMap()
 
     # -- recording (request path: no I/O) -----------------------------------------------
 
@@ -72,18 +85,26 @@ class AuditLog:
         outcome: str = SUCCESS,
         actor: str | None = None,
         target: str | None = None,
+        target_email: str | None = None,
         context: RequestContext | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
+        """``target`` is the subject's Cognito username, ``target_email`` its email; an
+        email passed as ``target`` (an admin path may name a user by email) is taken as such."""
         if not self.enabled:
             return
         context = context or RequestContext()
+        if target is not None and "@" in target:
+            target, target_email = None, target_email or target
+        if target_email is not None:
+            target_email = target_email.strip().lower() or None
         row = {
             "id": uuid.uuid4(),
             "occurred_at": datetime.now(UTC),
             "actor": actor,
             "action": action,
             "target": target,
+            "target_email": target_email,
             "outcome": outcome,
             "ip": context.ip,
             "user_agent": (context.user_agent or "")[:512] or None,
@@ -104,10 +125,11 @@ class AuditLog:
         *,
         actor: str | None = None,
         target: str | None = None,
+        target_email: str | None = None,
         failure_action: str | None = None,
     ) -> Iterator[Tracked]:
         """Record ``action`` when the block succeeds, or its failure (with the error code)."""
-        tracked = Tracked(actor=actor, target=target)
+        tracked = Tracked(actor=actor, target=target, target_email=target_email)
         try:
             yield tracked
         except AuthSvcError as exc:
@@ -116,6 +138,7 @@ class AuditLog:
                 outcome=FAILURE,
                 actor=tracked.actor,
                 target=tracked.target,
+                target_email=tracked.target_email,
                 context=context,
                 detail={**tracked.detail, "code": exc.code},
             )
@@ -128,6 +151,7 @@ class AuditLog:
                 outcome=FAILURE,
                 actor=tracked.actor,
                 target=tracked.target,
+                target_email=tracked.target_email,
                 context=context,
                 detail={**tracked.detail, "code": code},
             )
@@ -136,6 +160,7 @@ class AuditLog:
             action,
             actor=tracked.actor,
             target=tracked.target,
+            target_email=tracked.target_email,
             context=context,
             detail=tracked.detail,
         )
@@ -173,7 +198,11 @@ class AuditLog:
                     return written
                 try:
                     with self.db.sessions() as session, session.begin():
-                        AuditRepository(session).insert_many(batch)
+                        repository = AuditRepository(session)
+                        self.lookups += subjects.fill(
+                            batch, self.subjects, repository.known_subjects
+                        )
+                        repository.insert_many(batch)
                 except SQLAlchemyError as exc:
                     if not isinstance(exc, UNAVAILABLE):
                         # The database refused these rows themselves (not an outage):

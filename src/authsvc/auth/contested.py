@@ -22,20 +22,21 @@ CONFIRM_GRACE_S = 60.0
 
 
 class ContestedSignUps(AuthSessions):
-    def _sign_up_again(self, email: str, password: str, attributes: dict[str, str]) -> None:
+    def _sign_up_again(self, email: str, password: str, attributes: dict[str, str]) -> str | None:
         """A sign-up met an existing account (Cognito answers UsernameExists for an
         UNCONFIRMED one too). A confirmed account is left alone. An unconfirmed one is
         replaced by this registration, and the address is marked contested: whoever
         confirms it with the code from the mailbox must then set a new password, so no
         password chosen by a registrant who does not hold the mailbox survives confirmation,
-        whichever registered last (see the README, "Pre-account hijacking")."""
+        whichever registered last (see the README, "Pre-account hijacking").
+        Returns the username of the account now holding the address, when known."""
         try:
             user = self.gateway.admin_get_user(email)
         except UnknownUserError:
-            return  # deleted meanwhile (a race with an admin or an invitation)
+            return None  # deleted meanwhile (a race with an admin or an invitation)
         if user.get("UserStatus") != "UNCONFIRMED":
             log.info("sign-up for an existing account")
-            return
+            return str(user["Username"])
         # Marked first: if the database cannot say so, nothing is replaced (503).
         self._mark_contested(email)
         try:
@@ -43,11 +44,13 @@ class ContestedSignUps(AuthSessions):
         except UnknownUserError:
             pass  # a concurrent sign-up replaced it first
         try:
-            self.gateway.sign_up(email, password, attributes)
+            created = self.gateway.sign_up(email, password, attributes)
         except AccountExistsError:
             # Another registration won the race; the mark holds for it as well.
             log.info("sign-up replaced concurrently")
+            return None
         log.info("unconfirmed sign-up replaced; the address is contested")
+        return str(created["UserSub"]) if created.get("UserSub") else None
 
     def confirm_sign_up(self, email: str, code: str) -> bool:
         """Returns True when the owner must now set a new password (a contested address):

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from authsvc import errors
 from authsvc.audit.dependencies import AuditDep
 from authsvc.auth import transport
-from authsvc.auth.dependencies import AuthServiceDep
+from authsvc.auth.dependencies import AuthServiceDep, PublicCallDep
 from authsvc.auth.schemas import (
     ChallengeRequest,
     ConfirmSignUpRequest,
@@ -24,7 +24,7 @@ from authsvc.auth.schemas import (
     TokenResult,
     session_json,
 )
-from authsvc.auth.service import delivery_for, token_subject
+from authsvc.auth.service import delivery_for, token_identity
 from authsvc.cognito.errors import PasswordResetRequiredError
 from authsvc.dependencies import CurrentUser, LimitsDep, RequestContextDep, SettingsDep
 from authsvc.problems import responses
@@ -44,7 +44,7 @@ _TOKEN_HEADERS: dict[str, Any] = {
     response_model=DeliveryResponse,
     summary="Register with email and password",
     description="Always 202 with the same body, whether or not the email is registered.",
-    responses=responses(errors.InvalidPasswordError, *_UPSTREAM),
+    responses=responses(errors.InvalidPasswordError, *errors.ATTRIBUTES, *_UPSTREAM),
 )
 def sign_up(
     body: SignUpRequest,
@@ -53,7 +53,7 @@ def sign_up(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> DeliveryResponse:
-    with audit.track("sign_up", ctx, target=body.email):
+    with audit.track("sign_up", ctx, target_email=body.email) as ev:
         limits.hit("email_ip", ctx.ip)
         limits.hit("email_identifier", body.email)
         return auth.sign_up(
@@ -62,6 +62,7 @@ def sign_up(
             given_name=body.given_name,
             family_name=body.family_name,
             attributes=body.attributes,
+            concerns=lambda username: ev.subject(username, body.email),
         )
 
 
@@ -90,7 +91,7 @@ def confirm_sign_up(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> Response:
-    with audit.track("sign_up_confirmed", ctx, target=body.email) as ev:
+    with audit.track("sign_up_confirmed", ctx, target_email=body.email) as ev:
         limits.hit("verify_ip", ctx.ip)
         with limits.failures("sign_up_code_failures", f"confirm:{body.email}", *_CODE_FAILURES):
             reset_required = auth.confirm_sign_up(body.email, body.code)
@@ -117,7 +118,7 @@ def resend_code(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> DeliveryResponse:
-    with audit.track("sign_up_code_resent", ctx, target=body.email):
+    with audit.track("sign_up_code_resent", ctx, target_email=body.email):
         limits.hit("email_ip", ctx.ip)
         # Per (email, address), under a ceiling per email: others' requests never use up
         # the owner's.
@@ -144,23 +145,19 @@ def resend_code(
         ),
     },
 )
-def sign_in(
-    body: SignInRequest,
-    request: Request,
-    response: Response,
-    auth: AuthServiceDep,
-    audit: AuditDep,
-    ctx: RequestContextDep,
-    limits: LimitsDep,
-    settings: SettingsDep,
-) -> Any:
-    with audit.track("sign_in", ctx, target=body.email, failure_action="sign_in_failed") as ev:
+def sign_in(body: SignInRequest, request: Request, response: Response, call: PublicCallDep) -> Any:
+    ctx, limits = call.ctx, call.limits
+    with call.audit.track(
+        "sign_in", ctx, target_email=body.email, failure_action="sign_in_failed"
+    ) as ev:
         limits.hit("sign_in_ip", ctx.ip)
         with limits.sign_in_failures(body.email, ctx.ip):
-            result = auth.sign_in(body.email, body.password)
+            result = call.auth.sign_in(body.email, body.password)
         if isinstance(result, TokenResult):
-            ev.actor = token_subject(result.access_token)
-            return transport.deliver(request, response, result, settings)
+            # The email is the one signed in with: only the access token is read (once).
+            ev.actor, username, _ = token_identity(result, email=False)
+            ev.subject(username, None)
+            return transport.deliver(request, response, result, call.settings)
         ev.detail["challenge"] = result.challenge
         return result
 
@@ -194,11 +191,13 @@ def challenge(
         ev.detail["challenge"] = body.challenge
         limits.hit("verify_ip", ctx.ip)
         sealed = auth.open_challenge(body)
-        ev.target = sealed.email
+        # Cognito's name for the user when it is not the email alias (SRP's USER_ID_FOR_SRP).
+        ev.subject(None if "@" in sealed.username else sealed.username, sealed.email)
         with limits.failures("code_failures", f"mfa:{sealed.email}", *_CODE_FAILURES):
             result = auth.answer_challenge(body, sealed)
         if isinstance(result, TokenResult):
-            ev.actor = token_subject(result.access_token)
+            ev.actor, username, _ = token_identity(result)
+            ev.subject(username, None)
             return transport.deliver(request, response, result, settings)
         return result
 
@@ -240,7 +239,8 @@ def refresh(
                 # response is built from the exception, not from `response`.
                 exc.headers["Set-Cookie"] = transport.clearing_header()
             raise
-        ev.actor = token_subject(result.access_token)
+        ev.actor, username, email = token_identity(result)
+        ev.subject(username, email)
     return transport.deliver(request, response, result, settings, from_cookie=body is None)
 
 
@@ -292,7 +292,7 @@ def forgot_password(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> DeliveryResponse:
-    with audit.track("password_reset_requested", ctx, target=body.email):
+    with audit.track("password_reset_requested", ctx, target_email=body.email):
         limits.hit("email_ip", ctx.ip)
         # Per (email, address), under a ceiling per email: others' requests never use up
         # the owner's.
@@ -319,7 +319,7 @@ def reset_password(
     ctx: RequestContextDep,
     limits: LimitsDep,
 ) -> Response:
-    with audit.track("password_reset", ctx, target=body.email):
+    with audit.track("password_reset", ctx, target_email=body.email):
         limits.hit("verify_ip", ctx.ip)
         with limits.failures("code_failures", f"reset:{body.email}", *_CODE_FAILURES):
             auth.reset_password(body.email, body.code, body.new_password)

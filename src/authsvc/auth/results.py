@@ -138,9 +138,18 @@ class AuthResults:
         return username, upstream
 
 
-def token_subject(access_token: str) -> str:
-    """The ``sub`` of a token Cognito just issued (already trusted: not re-verified)."""
-    return _claim(access_token, "sub")
+def token_identity(result: TokenResult, *, email: bool = True) -> tuple[str, str, str | None]:
+    """``(sub, username, email)`` of tokens Cognito just issued (already trusted: not
+    re-verified); the email is None when the ID token carries none, or is not asked for
+    (``email=False``: the ID token is not decoded)."""
+    access = unverified_claims(result.access_token)
+    sub = str(access.get("sub"))
+    username = str(access.get("username") or sub)
+    if not email or not result.id_token:
+        return sub, username, None
+    address = unverified_claims(result.id_token).get("email")
+    # An "email" claim that is no address (moto puts the sign-in name there) is not used.
+    return sub, username, address if isinstance(address, str) and "@" in address else None
 
 
 def _claim(token: str, name: str) -> str:

@@ -14,7 +14,7 @@ from authsvc.auth.results import (
     _public_parameters,
     delivery_for,
     mask_email,
-    token_subject,
+    token_identity,
 )
 from authsvc.auth.schemas import (
     ChallengeResult,
@@ -37,7 +37,7 @@ __all__ = [
     "_public_parameters",
     "delivery_for",
     "mask_email",
-    "token_subject",
+    "token_identity",
 ]
 
 log = logging.getLogger("authsvc.auth")
@@ -58,18 +58,27 @@ class AuthService(ContestedSignUps):
         given_name: str | None,
         family_name: str,
         attributes: dict[str, str],
+        concerns: Callable[[str], None] | None = None,
     ) -> DeliveryResponse:
+        """``concerns`` is told the username of the account the sign-up concerns (the new
+        one, or the one that held the address), for the audit log only."""
         info = self.pool.get()
         info.policy.check(password)
         values: dict[str, str | None] = {"family_name": family_name, **attributes}
         if given_name is not None:
             values["given_name"] = given_name
-        cognito_attributes = info.writable_attributes(values)
+        cognito_attributes = info.writable_attributes(values, creating=True)
+        info.check_required(cognito_attributes, supplied=frozenset({"email"}))
         try:
-            self.gateway.sign_up(email, password, cognito_attributes)
+            created = self.gateway.sign_up(email, password, cognito_attributes)
         except AccountExistsError:
             # Cognito's SignUp tells; we do not. Same answer as for a new address.
-            self._sign_up_again(email, password, cognito_attributes)
+            username = self._sign_up_again(email, password, cognito_attributes)
+        else:
+            # The pool signs in by email: Cognito names the user by its sub.
+            username = created.get("UserSub")
+        if username and concerns is not None:
+            concerns(str(username))
         return delivery_for(email)
 
     def resend_code(

@@ -18,6 +18,23 @@ def secret_hash(username: str, client_id: str, client_secret: str) -> str:
     return base64.b64encode(digest).decode()
 
 
+class SecretHasher:
+    """``secret_hash`` for one app client, keyed once: each call copies the keyed HMAC
+    instead of hashing the secret into its inner and outer pads again (issue 12: sign-in)."""
+
+    __slots__ = ("_keyed", "client_id", "client_secret")
+
+    def __init__(self, client_id: str, client_secret: str) -> None:
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self._keyed = hmac.new(client_secret.encode(), digestmod=hashlib.sha256)
+
+    def __call__(self, username: str) -> str:
+        mac = self._keyed.copy()
+        mac.update((username + self.client_id).encode())
+        return base64.b64encode(mac.digest()).decode()
+
+
 def to_attribute_list(attributes: Attributes) -> list[dict[str, str]]:
     return [{"Name": name, "Value": value} for name, value in attributes.items()]
 

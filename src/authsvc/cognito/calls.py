@@ -13,7 +13,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from authsvc import errors, metrics
-from authsvc.cognito.attributes import secret_hash
+from authsvc.cognito.attributes import SecretHasher
 from authsvc.cognito.budget import BudgetExhaustedError, CognitoBudget
 from authsvc.cognito.clients import make_client
 from authsvc.cognito.errors import (
@@ -76,6 +76,7 @@ class GatewayCalls:
         self.pool_id = settings.cognito_user_pool_id
         self.client_id = settings.cognito_client_id
         self.client_secret = settings.client_secret
+        self._hasher: SecretHasher | None = None
         self.client = client if client is not None else make_client(settings)
         self.once_client = client if client is not None else make_client(settings, max_attempts=1)
 
@@ -90,10 +91,8 @@ class GatewayCalls:
             response: dict[str, Any] = getattr(client, method)(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
-            metrics.inc(
-                "authsvc_cognito_calls_total",
-                operation=operation,
-                outcome=outcome_class(operation, str(code)),
+            metrics.observe_cognito(
+                operation, outcome_class(operation, str(code)), time.perf_counter() - started
             )
             log.info(
                 "cognito call",
@@ -107,25 +106,26 @@ class GatewayCalls:
         except ParamValidationError as exc:
             # botocore refused a value before sending it (e.g. shorter than the API's
             # minimum): the request's input, not Cognito, is at fault. Never the value itself.
-            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="client_error")
+            metrics.observe_cognito(operation, "client_error", time.perf_counter() - started)
             log.info(
                 "cognito call",
                 extra={"operation": operation, "outcome": "ParamValidationError"},
             )
             raise translate_param_error(operation, exc) from None
         except BotoCoreError as exc:
-            metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="unavailable")
+            metrics.observe_cognito(operation, "unavailable", time.perf_counter() - started)
             log.warning("cognito %s unreachable: %s", operation, type(exc).__name__)
             raise errors.UpstreamUnavailableError(
                 "The identity provider is unreachable; retry later."
             ) from None
-        metrics.inc("authsvc_cognito_calls_total", operation=operation, outcome="ok")
+        elapsed = time.perf_counter() - started
+        metrics.observe_cognito(operation, "ok", elapsed)
         log.info(
             "cognito call",
             extra={
                 "operation": operation,
                 "outcome": "ok",
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(elapsed * 1000, 2),
             },
         )
         return response
@@ -167,14 +167,27 @@ class GatewayCalls:
         except errors.NotFoundError:
             return None
 
+    def secret_hash(self, username: str) -> str:
+        """SECRET_HASH for ``username`` with this gateway's app client (which must have a
+        secret); the keyed HMAC is rebuilt only when the client or its secret changes."""
+        assert self.client_secret is not None
+        hasher = self._hasher
+        if (
+            hasher is None
+            or hasher.client_id != self.client_id
+            or hasher.client_secret != self.client_secret
+        ):
+            hasher = self._hasher = SecretHasher(self.client_id, self.client_secret)
+        return hasher(username)
+
     def _with_secret(
         self, params: dict[str, str], username: str, key: str = "SECRET_HASH"
     ) -> dict[str, str]:
         if self.client_secret:
-            params[key] = secret_hash(username, self.client_id, self.client_secret)
+            params[key] = self.secret_hash(username)
         return params
 
     def _secret_kwarg(self, username: str) -> dict[str, str]:
         if self.client_secret:
-            return {"SecretHash": secret_hash(username, self.client_id, self.client_secret)}
+            return {"SecretHash": self.secret_hash(username)}
         return {}

@@ -61,6 +61,11 @@ def _unavailable() -> errors.AuthSvcError:
     return errors.UpstreamUnavailableError("The identity provider is busy; retry later.")
 
 
+def _attribute_value() -> errors.AuthSvcError:
+    message = "The user pool does not accept one of these attribute values."
+    return errors.InvalidAttributeValueError(message, issues=[(["body", "attributes"], message)])
+
+
 Factory = Callable[[], errors.AuthSvcError]
 
 TABLE: dict[tuple[str | None, str], Factory] = {
@@ -91,6 +96,18 @@ TABLE: dict[tuple[str | None, str], Factory] = {
     ("list_users", "InvalidParameterException"): lambda: errors.ValidationError(
         "The cursor or filter is not valid."
     ),
+    # Calls that write attributes: the values were checked against the pool's schema as
+    # described (pool.py), so what Cognito still refuses is a value rule of its own (a
+    # DateTime's format, a phone number's) — never validation_error for a schema-valid body.
+    **{
+        (operation, "InvalidParameterException"): _attribute_value
+        for operation in (
+            "sign_up",
+            "admin_create_user",
+            "update_user_attributes",
+            "admin_update_user_attributes",
+        )
+    },
     # defaults
     (None, "UserNotFoundException"): UnknownUserError,
     (None, "UsernameExistsException"): AccountExistsError,

@@ -13,6 +13,7 @@ from authsvc import errors
 from authsvc.cognito.admin_ops import AdminOperations
 from authsvc.cognito.attributes import (
     Attributes,
+    SecretHasher,
     challenge_username,
     from_attribute_list,
     secret_hash,
@@ -27,6 +28,7 @@ __all__ = [
     "NON_IDEMPOTENT",
     "Attributes",
     "CognitoGateway",
+    "SecretHasher",
     "_sent_values",
     "backoff",
     "challenge_username",

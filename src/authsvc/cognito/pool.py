@@ -7,6 +7,7 @@ weak password is refused before anything is created (moto checks no temporary pa
 
 from __future__ import annotations
 
+import re
 import string
 import threading
 from collections.abc import Mapping
@@ -68,6 +69,66 @@ class PasswordPolicy:
 
 
 @dataclass(frozen=True)
+class AttributeRule:
+    """What the pool accepts as one attribute's value (its schema's data type and limits)."""
+
+    data_type: str = "String"
+    min_length: int | None = None
+    max_length: int | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+
+    @classmethod
+    def from_schema(cls, attr: dict[str, Any]) -> AttributeRule:
+        string = attr.get("StringAttributeConstraints") or {}
+        number = attr.get("NumberAttributeConstraints") or {}
+        return cls(
+            data_type=str(attr.get("AttributeDataType") or "String"),
+            min_length=_limit(string.get("MinLength"), int),
+            max_length=_limit(string.get("MaxLength"), int),
+            min_value=_limit(number.get("MinValue"), float),
+            max_value=_limit(number.get("MaxValue"), float),
+        )
+
+    def problem(self, name: str, value: str) -> str | None:
+        """Why the pool would refuse ``value`` for ``name`` (None: it takes it)."""
+        if self.data_type == "Number":
+            if not _NUMBER.fullmatch(value):
+                return f"{name} takes a number."
+            number = float(value)
+            if self.min_value is not None and number < self.min_value:
+                return f"{name} takes a number of at least {self.min_value:g}."
+            if self.max_value is not None and number > self.max_value:
+                return f"{name} takes a number of at most {self.max_value:g}."
+            return None
+        if self.max_length is not None and len(value) > self.max_length:
+            return f"{name} takes at most {self.max_length} characters."
+        if self.min_length is not None and len(value) < self.min_length:
+            return f"{name} takes at least {self.min_length} characters."
+        return None
+
+
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _limit(raw: object, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(str(raw)) if raw not in (None, "") else None
+    except ValueError:
+        return None
+
+
+# Request fields that are attributes themselves (not keys of `attributes`): errors[] names
+# them at the top of the body.
+_TOP_LEVEL_FIELDS = frozenset({"given_name", "family_name", "email_verified"})
+
+
+def field_loc(name: str) -> list[str | int]:
+    """Where an attribute sits in a request body (outside name)."""
+    return ["body", name] if name in _TOP_LEVEL_FIELDS else ["body", "attributes", name]
+
+
+@dataclass(frozen=True)
 class PoolInfo:
     policy: PasswordPolicy
     # custom attribute name (without "custom:") -> mutable
@@ -77,14 +138,19 @@ class PoolInfo:
     required: frozenset[str] = frozenset()
     writable: frozenset[str] | None = None  # None: the client may write every attribute
     readable: frozenset[str] | None = None
+    # Cognito name (custom ones with their prefix) -> what the pool accepts as its value
+    rules: dict[str, AttributeRule] = field(default_factory=dict)
 
     @classmethod
     def from_cognito(cls, pool: dict[str, Any], client: dict[str, Any]) -> PoolInfo:
         custom: dict[str, bool] = {}
         standard: dict[str, bool] = {}
+        rules: dict[str, AttributeRule] = {}
         required = set()
         for attr in pool.get("SchemaAttributes", []):
             name = attr["Name"]
+            if name.startswith("dev:"):
+                continue  # developer-only: no app client writes it
             mutable = bool(attr.get("Mutable", True))
             if attr.get("Required"):
                 required.add(name)
@@ -92,6 +158,7 @@ class PoolInfo:
                 custom[name.removeprefix("custom:")] = mutable
             else:
                 standard[name] = mutable
+            rules[name] = AttributeRule.from_schema(attr)
         write = client.get("WriteAttributes")
         read = client.get("ReadAttributes")
         return cls(
@@ -101,49 +168,114 @@ class PoolInfo:
             required=frozenset(required),
             writable=frozenset(write) if write else None,
             readable=frozenset(read) if read else None,
+            rules=rules,
         )
 
-    def can_write(self, cognito_name: str) -> bool:
+    def can_write(self, cognito_name: str, *, creating: bool = False) -> bool:
+        """Whether this app may write the attribute; ``creating``: on a new user, where
+        Cognito takes immutable attributes too (their one chance to be set)."""
         if cognito_name in PROTECTED:
             return False
         if cognito_name.startswith("custom:"):
             mutable = self.custom.get(cognito_name.removeprefix("custom:"))
         else:
             mutable = self.standard.get(cognito_name)
-        if not mutable:
+        if mutable is None or not (mutable or creating):
             return False
         return self.writable is None or cognito_name in self.writable
 
+    def cognito_name(self, name: str) -> str:
+        """The pool's name for an outside one (``test_attribute1`` -> ``custom:...``)."""
+        if name in self.custom:
+            return f"custom:{name}"
+        if name in self.standard or name in PROTECTED:
+            return name
+        return f"custom:{name}"
+
+    def is_immutable(self, cognito_name: str) -> bool:
+        if cognito_name.startswith("custom:"):
+            return self.custom.get(cognito_name.removeprefix("custom:")) is False
+        return self.standard.get(cognito_name) is False
+
+    def is_required(self, cognito_name: str) -> bool:
+        return cognito_name in self.required
+
     def writable_attributes(
-        self, values: Mapping[str, str | None], *, allow: frozenset[str] = frozenset()
+        self,
+        values: Mapping[str, str | None],
+        *,
+        allow: frozenset[str] = frozenset(),
+        creating: bool = False,
     ) -> dict[str, str]:
-        """Turn an update request into Cognito attributes, or raise 422 naming the culprits.
+        """Turn an update request into Cognito attributes, or raise a 400 naming each field.
 
         ``values`` uses outside names (``given_name``, ``test_attribute1``); custom ones are
-        given their ``custom:`` prefix. ``allow`` admits protected names (admins may set
-        ``email_verified``).
+        given their ``custom:`` prefix; ``None`` clears one. ``allow`` admits protected names
+        (admins may set ``email_verified``); ``creating``: for a new user (sign-up, an
+        invitation), which may set immutable attributes. In this order: attributes the pool does not
+        define or this app may not write (``unknown_attribute``), a required one cleared
+        (``attribute_required``), values the pool does not take (``invalid_attribute_value``).
         """
         out: dict[str, str] = {}
-        refused: list[str] = []
+        unknown: list[errors.FieldIssue] = []
+        cleared: list[errors.FieldIssue] = []
+        refused: list[errors.FieldIssue] = []
         for name, value in values.items():
-            cognito_name = name if name in self.standard or name in PROTECTED else f"custom:{name}"
-            if name in self.custom:
-                cognito_name = f"custom:{name}"
+            cognito_name = self.cognito_name(name)
             known = name in self.custom or name in self.standard or name in PROTECTED
-            if name in allow or (known and self.can_write(cognito_name)):
-                if value is None and cognito_name.removeprefix("custom:") in {
-                    r.removeprefix("custom:") for r in self.required
-                }:
-                    refused.append(f"{name} (required)")
+            writable = known and self.can_write(cognito_name, creating=creating)
+            if not (name in allow or writable):
+                unknown.append((field_loc(name), unknown_attribute_message(name)))
+                continue
+            if value is None and self.is_required(cognito_name):
+                cleared.append((field_loc(name), required_message(name)))
+                continue
+            if value is not None and name not in allow:
+                rule = self.rules.get(cognito_name)
+                problem = rule.problem(name, value) if rule is not None else None
+                if problem is not None:
+                    refused.append((field_loc(name), problem))
                     continue
-                out[cognito_name] = "" if value is None else value
-            else:
-                refused.append(name)
-        if refused:
-            raise errors.ValidationError(
-                "These attributes do not exist or cannot be changed: " + ", ".join(sorted(refused))
-            )
+            out[cognito_name] = "" if value is None else value
+        _raise_first(unknown, cleared, refused)
         return out
+
+    def check_required(self, attributes: dict[str, str], *, supplied: frozenset[str]) -> None:
+        """A new user: every attribute the pool requires has a value (``attribute_required``
+        naming each one missing). ``supplied``: the ones the call sets itself (email)."""
+        missing = sorted(
+            name
+            for name in self.required
+            if name not in supplied and name != "sub" and not attributes.get(name)
+        )
+        if missing:
+            outside = [name.removeprefix("custom:") for name in missing]
+            raise errors.AttributeRequiredError(
+                " ".join(required_message(name) for name in outside),
+                issues=[(field_loc(name), required_message(name)) for name in outside],
+            )
+
+
+def unknown_attribute_message(name: str) -> str:
+    return f"The user pool has no attribute {name}, or this app may not write it."
+
+
+def required_message(name: str) -> str:
+    return f"The user pool requires {name}."
+
+
+def _raise_first(
+    unknown: list[errors.FieldIssue],
+    cleared: list[errors.FieldIssue],
+    refused: list[errors.FieldIssue],
+) -> None:
+    for issues, kind in (
+        (unknown, errors.UnknownAttributeError),
+        (cleared, errors.AttributeRequiredError),
+        (refused, errors.InvalidAttributeValueError),
+    ):
+        if issues:
+            raise kind(" ".join(msg for _, msg in issues), issues=issues)
 
 
 class PoolInfoCache:

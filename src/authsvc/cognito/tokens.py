@@ -13,16 +13,17 @@ import json
 import logging
 import threading
 import time
+import urllib.request
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
-import httpx
 import jwt
 
-from authsvc import errors
+from authsvc import errors, metrics
 from authsvc.config import Settings
 
 log = logging.getLogger("authsvc.tokens")
@@ -104,6 +105,14 @@ class JWKSCache:
     def _refresh(self) -> None:
         self._last_attempt = self._clock()
         self.fetch_count += 1
+        try:
+            self._load()
+        except Exception:
+            metrics.count("authsvc_jwks_fetches", "error")
+            raise
+        metrics.count("authsvc_jwks_fetches", "ok")
+
+    def _load(self) -> None:
         document = self._fetch(self.url)
         keys: dict[str, Any] = {}
         for item in document.get("keys", []):
@@ -117,20 +126,67 @@ class JWKSCache:
         self._keys = keys
 
 
+# A JWKS is a few kilobytes; anything much larger is not one.
+MAX_JWKS_BYTES = 1 << 20
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is an error (HTTPError), never followed: the keys come from the pool's own URL."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+# The standard library's client, not httpx: importing httpx (and the CLI extras it pulls
+# in when installed) was ~0.1-0.3 s of every `authsvc serve` start (issue 12, row 10).
+# Only http and https: no file:, ftp: or data: handler.
+_OPENER = urllib.request.OpenerDirector()
+for _handler in (
+    urllib.request.ProxyHandler(),
+    urllib.request.HTTPHandler(),
+    urllib.request.HTTPSHandler(),
+    urllib.request.HTTPDefaultErrorHandler(),
+    urllib.request.HTTPErrorProcessor(),
+    _NoRedirects(),
+):
+    _OPENER.add_handler(_handler)
+
+
 def _http_fetch(url: str) -> dict[str, Any]:
-    response = httpx.get(url, timeout=3.0, follow_redirects=False)
-    response.raise_for_status()
-    document: dict[str, Any] = json.loads(response.content)
+    """GET ``url``: a 2xx JSON object, or an exception (URLError/HTTPError for a network
+    failure or any other status, 3xx included; ValueError for a body that is not one)."""
+    if not url.startswith(("https://", "http://")):
+        raise ValueError("the JWKS URL must be http(s)")
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - http(s) only, checked above
+    with _OPENER.open(request, timeout=3.0) as response:
+        body = response.read(MAX_JWKS_BYTES + 1)
+    if len(body) > MAX_JWKS_BYTES:
+        raise ValueError("the JWKS document is too large")
+    document = json.loads(body)
+    if not isinstance(document, dict):
+        raise ValueError("the JWKS document is not a JSON object")
     return document
 
 
-def unverified_claims(token: str) -> dict[str, Any]:
+_last_read = threading.local()
+
+
+def unverified_claims(token: str) -> Mapping[str, Any]:
     """The payload of a token Cognito has just handed us, read without verification: only
-    for tokens received straight from Cognito, never for one a client presents."""
+    for tokens received straight from Cognito, never for one a client presents.
+
+    Read-only, and read once: a sign-in looks at its new token three times (the revocation
+    ledger, the refresh token's username, the audit event's actor), all on the request's
+    thread, so each thread keeps the last token it decoded (issue 12: sign-in)."""
+    if getattr(_last_read, "token", None) == token:
+        claims: Mapping[str, Any] = _last_read.claims
+        return claims
     payload = token.split(".")[1]
-    claims: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
+    decoded = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if not isinstance(decoded, dict):
+        raise ValueError("the token's payload is not a JSON object")
+    claims = MappingProxyType(decoded)
+    _last_read.token, _last_read.claims = token, claims
     return claims
 
 

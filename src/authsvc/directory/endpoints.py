@@ -12,7 +12,7 @@ from authsvc import errors
 from authsvc.audit.dependencies import AuditDep
 from authsvc.auth import transport
 from authsvc.auth.schemas import TokenResult
-from authsvc.auth.service import token_subject
+from authsvc.auth.service import token_identity
 from authsvc.dependencies import LimitsDep, RequestContextDep, SettingsDep
 from authsvc.directory.errors import DirectoryNotConfiguredError
 from authsvc.directory.schemas import DirectorySignInRequest
@@ -94,13 +94,14 @@ def directory_sign_in(
     settings: SettingsDep,
 ) -> Any:
     username = body.username.strip().lower()
-    with audit.track(
-        "directory_sign_in", ctx, target=username, failure_action="directory_sign_in_failed"
-    ) as ev:
+    with audit.track("directory_sign_in", ctx, failure_action="directory_sign_in_failed") as ev:
+        # The directory's login name is not the subject's name in the pool: kept aside.
+        ev.detail["login"] = username
         limits.hit("sign_in_ip", ctx.ip)
         with limits.failures(
             "sign_in_failures", f"directory:{username}", errors.InvalidCredentialsError
         ):
-            result = directory.sign_in(username, body.password)
-        ev.actor = token_subject(result.access_token)
+            result = directory.sign_in(username, body.password, concerns=ev.subject)
+        ev.actor, cognito_username, email = token_identity(result)
+        ev.subject(cognito_username, email)
         return transport.deliver(request, response, result, settings)

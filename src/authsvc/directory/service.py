@@ -16,7 +16,8 @@ import logging
 import secrets
 import string
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from authsvc import errors
 from authsvc.auth.schemas import TokenResult
@@ -26,8 +27,10 @@ from authsvc.cognito.gateway import CognitoGateway, from_attribute_list, user_su
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.config import Settings
 from authsvc.directory import triggers
-from authsvc.directory.ldap import DirectoryEntry, LdapDirectory
 from authsvc.revocation.service import RevocationRegistry
+
+if TYPE_CHECKING:
+    from authsvc.directory.ldap import DirectoryEntry, LdapDirectory
 
 log = logging.getLogger("authsvc.directory")
 
@@ -63,7 +66,12 @@ class DirectoryService:
         self.pool = pool
         self.revocations = revocations
         self.auth = auth
-        self.directory = directory or LdapDirectory(settings)
+        if directory is None:
+            # ldap3 is imported only by an app with a directory configured (issue 12).
+            from authsvc.directory.ldap import LdapDirectory
+
+            directory = LdapDirectory(settings)
+        self.directory = directory
         secret = settings.directory_client_secret
         client_settings = settings.model_copy(
             update={
@@ -80,12 +88,21 @@ class DirectoryService:
 
     # -- sign-in ------------------------------------------------------------------------
 
-    def sign_in(self, username: str, password: str) -> TokenResult:
+    def sign_in(
+        self,
+        username: str,
+        password: str,
+        concerns: Callable[[str, str], None] | None = None,
+    ) -> TokenResult:
+        """``concerns`` is told the Cognito username and email once the directory has
+        vouched for the user (for the audit log)."""
         entry = self.directory.authenticate(username, password)
         if not entry.email:
             log.warning("directory entry has no %s attribute", self.settings.ldap_mail_attribute)
             raise errors.InvalidCredentialsError()
         cognito_username = self.ensure_user(entry)
+        if concerns is not None:
+            concerns(cognito_username, entry.email)
         started = self.revocations.started()
         response = self._custom_auth(cognito_username)
         result = self.tokens.tokens_from(response, started)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from authsvc import metrics
 from authsvc.db import Database
 from authsvc.email.backends import DeliveryError, EmailBackend, Message
 from authsvc.email.crypto import PayloadCipher
@@ -80,6 +82,8 @@ class OutboxWorker:
         self._thread: threading.Thread | None = None
         self.sent = 0
         self.failed_attempts = 0
+        self._backlog: tuple[float, tuple[int, float]] | None = None
+        self._backlog_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -107,6 +111,22 @@ class OutboxWorker:
                 log.exception("outbox pass crashed")
             self._wake.wait(self.poll_seconds)
             self._wake.clear()
+
+    def backlog(self, max_age: float = 5.0) -> tuple[int, float]:
+        """(messages waiting, age of the oldest in seconds), read from the database at most
+        once per ``max_age`` seconds (a scrape reads it; requests never do). Raises the
+        database's error when it cannot be read."""
+        with self._backlog_lock:
+            now = time.monotonic()
+            if self._backlog is not None and now - self._backlog[0] < max_age:
+                return self._backlog[1]
+            with self.db.sessions() as session:
+                count, oldest = OutboxRepository(session).backlog()
+            if oldest is not None and oldest.tzinfo is None:  # SQLite drops the zone
+                oldest = oldest.replace(tzinfo=UTC)
+            age = max(0.0, (self.clock() - oldest).total_seconds()) if oldest else 0.0
+            self._backlog = (now, (count, age))
+            return count, age
 
     # -- one pass -----------------------------------------------------------------------
 
@@ -171,10 +191,14 @@ class OutboxWorker:
                     message_id, error=str(exc), next_attempt_at=retry_at
                 )
             self.failed_attempts += 1
+            metrics.count(
+                "authsvc_outbox_delivery_failures", kind, "true" if retry_at is None else "false"
+            )
             return 0
         with self.db.sessions() as session, session.begin():
             OutboxRepository(session).mark_sent(message_id, self.clock())
         self.sent += 1
+        metrics.count("authsvc_emails_sent", kind)
         log.info("email sent", extra={"kind": kind, "attempt": attempts + 1})
         return 1
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from authsvc.email.models import FAILED, QUEUED, SENDING, SENT, EmailOutbox
@@ -34,6 +34,16 @@ class OutboxRepository:
             and_(EmailOutbox.status == QUEUED, EmailOutbox.next_attempt_at <= now),
             and_(EmailOutbox.status == SENDING, EmailOutbox.lease_until < now),
         )
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        """How many messages wait to be delivered (queued or in a lease), and the oldest's
+        creation time."""
+        count, oldest = self.session.execute(
+            select(func.count(), func.min(EmailOutbox.created_at)).where(
+                EmailOutbox.status.in_((QUEUED, SENDING))
+            )
+        ).one()
+        return int(count), oldest
 
     def due_ids(self, now: datetime, limit: int) -> list[uuid.UUID]:
         rows = self.session.execute(

@@ -10,7 +10,7 @@ from authsvc import errors
 from authsvc.audit.dependencies import AuditDep
 from authsvc.auth import transport
 from authsvc.auth.schemas import TokenResult
-from authsvc.auth.service import token_subject
+from authsvc.auth.service import token_identity
 from authsvc.dependencies import CurrentUser, LimitsDep, RequestContextDep, SettingsDep, StateDep
 from authsvc.federation.dependencies import FederationDep
 from authsvc.federation.errors import (
@@ -154,7 +154,7 @@ def callback(
                 failure = exc
                 raise exc.error from None
             event.actor = finished.sub
-            event.target = finished.provider
+            event.subject(finished.username, finished.email)
             event.detail["provider"] = finished.provider
     except errors.AuthSvcError as exc:
         if failure is not None and _wants_html(request):
@@ -230,7 +230,8 @@ def native_token(
         event.detail["flow"] = "native"
         limits.hit("sign_in_ip", ctx.ip)
         result = federation.native_token(body.code, body.code_verifier, body.redirect_uri)
-        event.actor = token_subject(result.access_token)
+        event.actor, username, email = token_identity(result)
+        event.subject(username, email)
     response.headers.update(_NO_STORE)
     return transport.deliver(request, response, result, settings)
 

@@ -24,14 +24,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-import httpx
 
 from authsvc import errors
 from authsvc.auth.schemas import TokenResult
-from authsvc.auth.service import AuthService, token_subject
+from authsvc.auth.service import AuthService, token_identity
 from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings
 from authsvc.db import Database
@@ -47,6 +45,9 @@ from authsvc.federation.errors import (
 )
 from authsvc.federation.providers import Provider, parse_providers
 from authsvc.federation.repository import GrantRepository
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["AwsCredentials", "CallbackError", "FederationService", "Finished", "Started"]
 
@@ -80,6 +81,8 @@ class Finished:
     redirect_to: str
     provider: str
     sub: str
+    username: str
+    email: str | None
 
 
 class CallbackError(Exception):
@@ -116,9 +119,13 @@ class FederationService(IdentityCredentials):
         self.verifier = verifier
         self.providers: dict[str, Provider] = parse_providers(settings.federation_providers)
         self.redirect_uris = frozenset(settings.federation_redirect_uris)
-        self.http = http or httpx.Client(
-            timeout=settings.federation_timeout_seconds, follow_redirects=False
-        )
+        if http is None:
+            # Imported here: only an app with federation configured talks HTTP (issue 12:
+            # httpx is not imported by every start-up).
+            import httpx
+
+            http = httpx.Client(timeout=settings.federation_timeout_seconds, follow_redirects=False)
+        self.http = http
         self._identity_client = identity_client
 
     # -- web flow --------------------------------------------------------------------
@@ -194,7 +201,7 @@ class FederationService(IdentityCredentials):
         handoff = secrets.token_urlsafe(32)
         self._put(_HANDOFF, handoff, result.model_dump(), time.time() + HANDOFF_TTL_SECONDS)
         redirect = f"{data['r']}#{urlencode({'handoff_code': handoff})}"
-        return Finished(redirect, str(data["p"]), _subject(result))
+        return Finished(redirect, str(data["p"]), *token_identity(result))
 
     def exchange(self, handoff_code: str) -> TokenResult:
         data = self._take(_HANDOFF, handoff_code, InvalidHandoffCodeError)
@@ -224,6 +231,8 @@ class FederationService(IdentityCredentials):
         the endpoint could not be reached, so the caller retries."""
         if not self.settings.federation_domain_url:
             return True
+        import httpx
+
         form = {"token": refresh_token}
         secret = self.settings.client_secret
         # httpx.Auth() is the no-op scheme (a public client authenticates in the form).
@@ -254,6 +263,8 @@ class FederationService(IdentityCredentials):
     def _token_request(self, form: dict[str, str]) -> dict[str, Any]:
         """POST to the hosted UI's /oauth2/token. A confidential client authenticates with
         HTTP Basic (what Cognito expects); a public one names itself in the body."""
+        import httpx
+
         secret = self.settings.client_secret
         client_id = self.settings.cognito_client_id
         auth = httpx.Auth()  # no-op: a public client names itself in the form
@@ -329,10 +340,6 @@ class FederationService(IdentityCredentials):
         if float(data.get("exp", 0)) < time.time():
             raise error()
         return data
-
-
-def _subject(result: TokenResult) -> str:
-    return token_subject(result.access_token)
 
 
 def _safe_error(value: str | None) -> str:

@@ -1,17 +1,20 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Literal
 
-import redis
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from pydantic import BaseModel
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from authsvc import errors, metrics, problems
 from authsvc.dependencies import StateDep
@@ -19,6 +22,7 @@ from authsvc.migrate import SchemaBehindError, check_schema
 from authsvc.problems import PROBLEM_MEDIA_TYPE, Problem, problem_example, problem_response
 from authsvc.state import AppState
 
+log = logging.getLogger("authsvc.metrics")
 router = APIRouter(tags=["health"])
 
 
@@ -111,6 +115,8 @@ def _database(state: AppState) -> None:
 
 
 def _redis(url: str) -> None:
+    import redis  # only configurations with AUTHSVC_REDIS_URL probe it (issue 12: start-up)
+
     client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     try:
         client.ping()
@@ -216,7 +222,8 @@ def _metrics_allowed(state: AppState, authorization: str | None) -> None:
     description=(
         "Outside dev mode: only with `Authorization: Bearer $AUTHSVC_METRICS_TOKEN`, and 404"
         " while that setting is unset. Cognito outcomes are counted by class (`ok`,"
-        " `client_error`, `throttled`, `unavailable`), never by Cognito error code."
+        " `client_error`, `throttled`, `unavailable`), never by Cognito error code. With"
+        " several workers, any worker's answer sums every worker's numbers."
     ),
     responses={
         200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
@@ -227,40 +234,45 @@ def _metrics_allowed(state: AppState, authorization: str | None) -> None:
 )
 async def metrics_endpoint(
     state: StateDep, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
-) -> PlainTextResponse:
+) -> Response:
     _metrics_allowed(state, authorization)
+    body, content_type = await run_in_threadpool(metrics.render, OutboxBacklog(state))
+    return Response(body, media_type=content_type)
+
+
+def state_sample(state: AppState) -> dict[str, float]:
+    """This process's state gauges (metrics.STATE_GAUGES), read at each metrics flush."""
     budget = state.gateway.budget
-    gauges: dict[str, tuple[str, float]] = {
-        "authsvc_audit_events_written": ("Audit events written.", state.audit.written),
-        "authsvc_audit_events_dropped": (
-            "Audit events dropped (buffer full).",
-            state.audit.dropped,
-        ),
-        "authsvc_audit_events_pending": (
-            "Audit events waiting to be written.",
-            state.audit.pending(),
-        ),
-        "authsvc_audit_write_failures": ("Failed audit writes.", state.audit.write_failures),
-        "authsvc_emails_sent": ("Emails delivered by this instance.", state.outbox_worker.sent),
-        "authsvc_email_failed_attempts": (
-            "Failed email deliveries.",
-            state.outbox_worker.failed_attempts,
-        ),
-        "authsvc_rate_limit_storage_errors": (
-            "Rate-limit storage failures (limits failed open).",
-            state.limits.storage_errors,
-        ),
-        "authsvc_cognito_budget_refused": (
-            "Cognito calls not sent: budget spent.",
-            budget.refused if budget is not None else 0,
-        ),
-        "authsvc_revocation_sync_healthy": (
-            "1 when the revocation ledger was read on the last poll.",
-            1 if state.revocations.healthy else 0,
-        ),
-        "authsvc_revocations_unsaved": (
-            "Revocations held in memory while the database is down.",
-            state.revocations.unsaved_count(),
-        ),
+    return {
+        "authsvc_audit_events_written": state.audit.written,
+        "authsvc_audit_events_dropped": state.audit.dropped,
+        "authsvc_audit_events_pending": state.audit.pending(),
+        "authsvc_audit_write_failures": state.audit.write_failures,
+        "authsvc_rate_limit_storage_errors": state.limits.storage_errors,
+        "authsvc_cognito_budget_refused": budget.refused if budget is not None else 0,
+        "authsvc_revocation_sync_healthy": 1 if state.revocations.healthy else 0,
+        "authsvc_revocations_unsaved": state.revocations.unsaved_count(),
     }
-    return PlainTextResponse(metrics.render(gauges), media_type="text/plain; version=0.0.4")
+
+
+class OutboxBacklog(Collector):
+    """The outbox backlog, read at scrape time (cached a few seconds by the worker): a
+    property of the shared database, so it is not summed across workers."""
+
+    def __init__(self, state: AppState) -> None:
+        self.state = state
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            waiting, oldest = self.state.outbox_worker.backlog()
+        except SQLAlchemyError as exc:
+            log.warning("outbox backlog unreadable: %s", type(exc).__name__)
+            return
+        yield GaugeMetricFamily(
+            "authsvc_outbox_backlog", "Emails queued and not yet delivered.", value=waiting
+        )
+        yield GaugeMetricFamily(
+            "authsvc_outbox_oldest_seconds",
+            "Age of the oldest email waiting to be delivered (0 when none).",
+            value=oldest,
+        )

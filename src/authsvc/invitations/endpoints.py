@@ -8,8 +8,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 from authsvc import cursors, errors
 from authsvc.audit.dependencies import AuditDep
 from authsvc.auth import transport
+from authsvc.auth.dependencies import PublicCallDep
 from authsvc.auth.schemas import TokenResult
-from authsvc.auth.service import token_subject
+from authsvc.auth.service import token_identity
 from authsvc.dependencies import (
     CurrentUser,
     LimitsDep,
@@ -42,7 +43,9 @@ _LIMITED = (errors.RateLimitedError,)
     status_code=status.HTTP_201_CREATED,
     response_model=schemas.Invitation,
     summary="Invite someone (emails a single-use link)",
-    responses=responses(*_ADMIN, errors.ConflictError, *_UPSTREAM),
+    responses=responses(
+        *_ADMIN, errors.ConflictError, *errors.ATTRIBUTES, errors.UnknownGroupError, *_UPSTREAM
+    ),
 )
 def create_invitation(
     body: schemas.InvitationCreate,
@@ -52,7 +55,7 @@ def create_invitation(
     audit: AuditDep,
     ctx: RequestContextDep,
 ) -> schemas.Invitation:
-    with audit.track("invitation_created", ctx, actor=admin.sub, target=body.email) as ev:
+    with audit.track("invitation_created", ctx, actor=admin.sub, target_email=body.email) as ev:
         ev.detail["groups"] = list(body.groups)
         invitation = invitations.create(session, admin, body)
         ev.detail["invitation_id"] = str(invitation.id)
@@ -108,7 +111,7 @@ def resend_invitation(
     with audit.track("invitation_resent", ctx, actor=admin.sub) as ev:
         ev.detail["invitation_id"] = str(invitation_id)
         invitation = invitations.resend(session, invitation_id)
-        ev.target = invitation.email
+        ev.target_email = invitation.email
         return invitation
 
 
@@ -129,7 +132,7 @@ def revoke_invitation(
     with audit.track("invitation_revoked", ctx, actor=admin.sub) as ev:
         ev.detail["invitation_id"] = str(invitation_id)
         # The invitee, as for created/resent: filtering the log on an email finds all three.
-        ev.target = invitations.get(session, invitation_id).email
+        ev.target_email = invitations.get(session, invitation_id).email
         invitations.revoke(session, invitation_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -140,15 +143,12 @@ def revoke_invitation(
     summary="Who an invitation token is for (to fill the registration form)",
     responses=responses(errors.InvalidInvitationError, *_LIMITED),
 )
-def lookup_invitation(
-    body: schemas.TokenRequest,
-    session: SessionDep,
-    invitations: InvitationServiceDep,
-    ctx: RequestContextDep,
-    limits: LimitsDep,
-) -> schemas.InvitationLookup:
-    limits.hit("invitation_ip", ctx.ip)
-    return invitations.lookup(session, body.token)
+def lookup_invitation(body: schemas.TokenRequest, call: PublicCallDep) -> schemas.InvitationLookup:
+    # One dependency, and the session opened here (a read: nothing to commit), not by a
+    # generator dependency that FastAPI runs in a thread of its own (issue 12).
+    call.limits.hit("invitation_ip", call.ctx.ip)
+    with call.state.db.sessions() as session:
+        return call.state.invitations.lookup(session, body.token)
 
 
 @public_router.post(
@@ -160,6 +160,7 @@ def lookup_invitation(
         errors.InvalidInvitationError,
         errors.InvalidPasswordError,
         errors.ConflictError,
+        *errors.ATTRIBUTES,
         *_UPSTREAM,
         *_LIMITED,
     ),
@@ -177,7 +178,8 @@ def accept_invitation(
     with audit.track("invitation_accepted", ctx) as ev:
         limits.hit("invitation_ip", ctx.ip)
         result = invitations.accept(body)
-        ev.actor = ev.target = token_subject(result.access_token)
+        ev.actor, username, email = token_identity(result)
+        ev.subject(username, email)
         return transport.deliver(request, response, result, settings)
 
 

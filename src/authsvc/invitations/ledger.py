@@ -219,11 +219,16 @@ class InvitationLedger:
             return None
 
     def _check_groups(self, groups: builtins.list[str]) -> None:
-        for group in groups:
+        unknown: builtins.list[errors.FieldIssue] = []
+        for index, group in enumerate(groups):
             try:
                 self.gateway.get_group(group)
             except errors.NotFoundError:
-                raise errors.ValidationError(f"Unknown group: {group}.") from None
+                unknown.append(
+                    (["body", "groups", index], f"The user pool has no group named {group}.")
+                )
+        if unknown:
+            raise errors.UnknownGroupError(" ".join(msg for _, msg in unknown), issues=unknown)
 
     def _check_profile(
         self, given_name: str | None, family_name: str | None, attributes: dict[str, str]
@@ -233,11 +238,9 @@ class InvitationLedger:
         )
 
     def _check_profile_values(self, values: dict[str, str | None]) -> dict[str, str]:
+        # The schema keeps email, email_verified and sub out of `attributes`.
         present = {k: v for k, v in values.items() if v is not None}
-        for name in present:
-            if name in {"email", "email_verified", "sub"}:
-                raise errors.ValidationError(f"{name} cannot be set on an invitation.")
-        return self.pool.get().writable_attributes(present)
+        return self.pool.get().writable_attributes(present, creating=True)
 
     def _send(self, session: Session, invitation: Invitation, token: str) -> None:
         link = f"{self.settings.public_app_url}/accept-invitation#token={token}"

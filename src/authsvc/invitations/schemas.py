@@ -6,10 +6,17 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from authsvc.schemas import AttributeName, AttributeValue, Email, Name, Password, RequestModel
+from authsvc.schemas import (
+    AttributeName,
+    AttributeValue,
+    Email,
+    GroupName,
+    Name,
+    Password,
+    RequestModel,
+)
 
 InvitationToken = Annotated[str, StringConstraints(min_length=16, max_length=256)]
-GroupName = Annotated[str, StringConstraints(pattern=r"^[\w+=,.@-]{1,128}$")]
 Status = Literal["pending", "accepted", "revoked", "expired"]
 
 

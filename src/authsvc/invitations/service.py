@@ -68,16 +68,16 @@ class InvitationService(InvitationRepair):
         claim_id = uuid.uuid4()
         with self.db.sessions() as session, session.begin():
             invitation = self._live(session, body.token, now)
-            family_name = body.family_name or invitation.family_name
-            if not family_name:
-                raise errors.ValidationError("family_name is required: the invitation has none.")
             profile: dict[str, str | None] = {
                 "given_name": body.given_name or invitation.given_name,
-                "family_name": family_name,
+                "family_name": body.family_name or invitation.family_name,
                 **(invitation.attributes or {}),
                 **body.attributes,
             }
             attributes = self._check_profile_values(profile)
+            # What the pool requires and neither the invitation nor this body gives (the
+            # template's pool: family_name): the invitee supplies it here.
+            self.pool.get().check_required(attributes, supplied=frozenset({"email"}))
             if not InvitationRepository(session).claim(
                 invitation.id, claim_id, now, now + self.lease, token_hash=hash_token(body.token)
             ):
@@ -169,6 +169,11 @@ class InvitationService(InvitationRepair):
             raise errors.ConflictError("An account with this email already exists.")
         # An earlier attempt made this user: start it over with a new temporary password.
         username = existing["Username"]
-        self.gateway.admin_update_user_attributes(username, cognito_attributes)
+        # Immutable attributes were set when the earlier attempt created the user: Cognito
+        # refuses to write them again.
+        info = self.pool.get()
+        self.gateway.admin_update_user_attributes(
+            username, {k: v for k, v in cognito_attributes.items() if not info.is_immutable(k)}
+        )
         self.gateway.admin_set_user_password(username, temp, permanent=False)
         return username, sub

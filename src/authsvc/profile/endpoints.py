@@ -31,7 +31,7 @@ def get_me(claims: CurrentUser, profiles: ProfileServiceDep) -> Me:
     response_model=Me,
     summary="Update the signed-in user's profile",
     description="Only attributes the pool marks mutable and the app client may write.",
-    responses=responses(*_AUTH, *_UPSTREAM),
+    responses=responses(*_AUTH, *errors.ATTRIBUTES, *_UPSTREAM),
 )
 def update_me(
     body: ProfileUpdate,
@@ -45,7 +45,9 @@ def update_me(
             [f for f in ("given_name", "family_name") if f in body.model_fields_set]
             + [f"attributes.{name}" for name in body.attributes]
         )
-        return profiles.update(claims, body)
+        me = profiles.update(claims, body)
+        ev.subject(None, me.email)
+        return me
 
 
 @router.post(

@@ -2,13 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from authsvc import errors
 from authsvc.cognito.gateway import CognitoGateway, from_attribute_list
 from authsvc.cognito.pool import PoolInfoCache
 from authsvc.cognito.tokens import AccessClaims
 from authsvc.profile.schemas import Me, ProfileUpdate
-
-_TOP_LEVEL = {"sub", "email", "email_verified", "given_name", "family_name"}
 
 
 def profile_fields(username: str, attributes: dict[str, str]) -> dict[str, Any]:
@@ -45,10 +42,8 @@ class ProfileService:
         for name in ("given_name", "family_name"):
             if name in update.model_fields_set:
                 values[name] = getattr(update, name)
-        for name, value in update.attributes.items():
-            if name in _TOP_LEVEL:
-                raise errors.ValidationError(f"{name} cannot be set through attributes.")
-            values[name] = value
+        # The schema keeps the top-level fields (email, sub, ...) out of `attributes`.
+        values.update(update.attributes)
         if not values:
             return self.get(claims)
         attributes = self.pool.get().writable_attributes(values)

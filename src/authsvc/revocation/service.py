@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from authsvc import metrics
 from authsvc.cognito.tokens import AccessClaims, unverified_claims
 from authsvc.db import Database
 from authsvc.revocation.repository import RevocationRepository
@@ -166,6 +167,9 @@ class RevocationRegistry:
         if not self._persist(sub, at):
             with self._lock:
                 self._unsaved[sub] = max(at, self._unsaved.get(sub, 0))
+            metrics.count("authsvc_revocations", "held")
+        else:
+            metrics.count("authsvc_revocations", "saved")
         return at
 
     def unsaved_count(self) -> int:

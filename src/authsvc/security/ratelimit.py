@@ -38,7 +38,7 @@ from functools import partial
 
 from limits import RateLimitItem, parse_many, storage, strategies
 
-from authsvc import errors
+from authsvc import errors, metrics
 from authsvc.clientip import limit_address
 from authsvc.config import Settings
 
@@ -128,7 +128,7 @@ class RateLimits:
         hashed = self._key(rule, key)
         for item in self.rules[rule].items:
             if not self._safe(partial(self.limiter.hit, item, rule, hashed)):
-                raise errors.RateLimitedError(self._retry_after(rule, item, key))
+                raise self._refused(rule, item, key)
 
     def check(self, rule: str, key: str | None) -> None:
         """Refuse (429) if the failures counted so far exhaust the rule; count nothing."""
@@ -137,7 +137,7 @@ class RateLimits:
         hashed = self._key(rule, key)
         for item in self.rules[rule].items:
             if not self._safe(partial(self.limiter.test, item, rule, hashed)):
-                raise errors.RateLimitedError(self._retry_after(rule, item, key))
+                raise self._refused(rule, item, key)
 
     def fail(self, rule: str, key: str | None) -> None:
         """Count one failure."""
@@ -188,17 +188,17 @@ class RateLimits:
         first, *rest = self.rules[pair_rule].items
         own = self._own(pair_rule, pair)
         if own >= first.amount:
-            raise errors.RateLimitedError(self._retry_after(pair_rule, first, pair))
+            raise self._refused(pair_rule, first, pair)
         for item in rest:
             key = self._key(pair_rule, pair)
             if not self._safe(partial(self.limiter.test, item, pair_rule, key)):
-                raise errors.RateLimitedError(self._retry_after(pair_rule, item, pair))
+                raise self._refused(pair_rule, item, pair)
         if own < OVER_CEILING_ALLOWANCE:
             return
         key = self._key(ceiling_rule, identifier)
         for item in self.rules[ceiling_rule].items:
             if not self._safe(partial(self.limiter.test, item, ceiling_rule, key)):
-                raise errors.RateLimitedError(self._retry_after(ceiling_rule, item, identifier))
+                raise self._refused(ceiling_rule, item, identifier)
 
     def count_spread(
         self, pair_rule: str, ceiling_rule: str, identifier: str, ip: str | None
@@ -251,6 +251,10 @@ class RateLimits:
             self._storage_failed(exc)
             return 0
         return item.amount - stats.remaining
+
+    def _refused(self, rule: str, item: RateLimitItem, key: str | None) -> errors.RateLimitedError:
+        metrics.count("authsvc_rate_limit_rejections", rule)
+        return errors.RateLimitedError(self._retry_after(rule, item, key))
 
     def _retry_after(self, rule: str, item: RateLimitItem, key: str | None) -> int:
         if key is None:

@@ -110,6 +110,21 @@ def _healthz_total(samples: dict[Any, float]) -> float:
     return value(samples, "authsvc_requests_total", route="/healthz", method="GET", status="200")
 
 
+def _settled_healthz_total(served: Served) -> float:
+    """The /healthz count once every worker has flushed what it recorded (the readiness
+    polls may still sit in the other worker's buffer): two scrapes a flush period apart
+    that agree."""
+    previous = _healthz_total(_scrape(served))
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        time.sleep(1.5)  # longer than the workers' 1-second flush
+        current = _healthz_total(_scrape(served))
+        if current == previous:
+            return current
+        previous = current
+    pytest.fail(f"the /healthz count never settled: {previous}")
+
+
 def _pids(samples: dict[Any, float]) -> set[str]:
     return {
         dict(labels)["pid"]
@@ -124,7 +139,7 @@ def test_one_scrape_sums_both_workers(served: Served) -> None:
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert f"metrics: 2 workers share {directory}" in served.logs()
 
-    before = _healthz_total(_scrape(served))
+    before = _settled_healthz_total(served)
     sent: dict[str, int] = {}
     for _ in range(20):  # new connections until both workers have answered
         for prefix, n in _workers_answering(served, 20).items():

@@ -80,6 +80,25 @@ class TestValidation:
         body = assert_problem(response, 422, "validation_error")
         assert any("without the `custom:` prefix" in e["msg"] for e in body["errors"]), body
 
+    def test_a_blank_name_is_explained_without_the_pattern(self, client: TestClient) -> None:
+        response = client.post(
+            "/v1/auth/sign-up",
+            json={
+                "email": new_email(),
+                "password": PASSWORD,
+                "given_name": " \t ",
+                "family_name": "Lovelace",
+            },
+        )
+        body = assert_problem(response, 422, "validation_error")
+        assert body["errors"] == [
+            {
+                "loc": ["body", "given_name"],
+                "msg": "A name needs at least one character that is not whitespace.",
+                "type": "string_pattern_mismatch",
+            }
+        ], body
+
     def test_a_domain_validation_error_carries_errors(self, client, outbox) -> None:
         admin = confirmed_user(client, outbox)
         client.app.state.authsvc.gateway.client.admin_add_user_to_group(  # type: ignore[attr-defined]

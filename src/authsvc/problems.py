@@ -98,6 +98,9 @@ def _safe_loc_part(part: object) -> str | int:
     return text
 
 
+_NAME_FIELDS = frozenset({"given_name", "family_name"})
+
+
 def _issue_message(raw_loc: tuple[Any, ...], msg: str, kind: str) -> str:
     if kind == "json_invalid":
         return "The body is not valid JSON."
@@ -105,6 +108,10 @@ def _issue_message(raw_loc: tuple[Any, ...], msg: str, kind: str) -> str:
     names = [part for part in raw_loc if isinstance(part, str)]
     if "attributes" in names and any(part.startswith("custom:") for part in names):
         return "Send custom attributes without the `custom:` prefix (e.g. `test_attribute1`)."
+    # A name's pattern is "at least one character that is not whitespace": say that, not
+    # the character class.
+    if kind == "string_pattern_mismatch" and names and names[-1] in _NAME_FIELDS:
+        return "A name needs at least one character that is not whitespace."
     return msg
 
 

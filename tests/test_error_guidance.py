@@ -163,6 +163,38 @@ class TestValidation:
         assert [(e["loc"], e["type"]) for e in body["errors"]] == [(expected, code)], body
         assert body["errors"][0]["msg"] in body["detail"]
 
+    def test_a_group_name_is_explained_without_the_pattern(self, client, outbox) -> None:
+        admin = confirmed_user(client, outbox)
+        client.app.state.authsvc.gateway.client.admin_add_user_to_group(  # type: ignore[attr-defined]
+            UserPoolId=client.app.state.authsvc.settings.cognito_user_pool_id,  # type: ignore[attr-defined]
+            Username=admin,
+            GroupName="admin",
+        )
+        bearer = sign_in(client, admin).bearer
+        in_body = client.post(
+            "/v1/invitations",
+            json={"email": new_email(), "groups": ["two words"]},
+            headers=bearer,
+        )
+        body = assert_problem(in_body, 422, "validation_error")
+        assert body["errors"] == [
+            {
+                "loc": ["body", "groups", 0],
+                "msg": "A group name is 1 to 128 printable ASCII characters, without spaces.",
+                "type": "string_pattern_mismatch",
+            }
+        ], body
+        in_path = client.put(f"/v1/admin/users/{admin}/groups/two%20words", headers=bearer)
+        body = assert_problem(in_path, 422, "validation_error")
+        assert body["errors"] == [
+            {
+                "loc": ["path", "group"],
+                "msg": "A group name is 1 to 128 printable ASCII characters, without spaces"
+                " or `/`.",
+                "type": "string_pattern_mismatch",
+            }
+        ], body
+
     @pytest.mark.parametrize("name", ["x" * 65, "bell\x07", "new\nline", "del\x7f"])
     def test_loc_never_echoes_long_or_control_character_names(
         self, client: TestClient, name: str

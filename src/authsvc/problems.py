@@ -112,6 +112,10 @@ def _issue_message(raw_loc: tuple[Any, ...], msg: str, kind: str) -> str:
     # the character class.
     if kind == "string_pattern_mismatch" and names and names[-1] in _NAME_FIELDS:
         return "A name needs at least one character that is not whitespace."
+    if kind == "string_pattern_mismatch" and names and names[-1] in {"group", "groups"}:
+        return "A group name is 1 to 128 printable ASCII characters, without spaces" + (
+            " or `/`." if raw_loc[0] == "path" else "."
+        )
     return msg
 
 

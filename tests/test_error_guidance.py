@@ -25,6 +25,16 @@ from tests.helpers import (
 APP_ORIGIN = "https://app.example.com"
 
 
+def _admin(client: TestClient, outbox: Any) -> str:
+    """A confirmed user in the pool's admin group: its email."""
+    admin: str = confirmed_user(client, outbox)
+    state = client.app.state.authsvc  # type: ignore[attr-defined]
+    state.gateway.client.admin_add_user_to_group(
+        UserPoolId=state.settings.cognito_user_pool_id, Username=admin, GroupName="admin"
+    )
+    return admin
+
+
 def _as_rendered(response: Any) -> bytes:
     """The bytes problems.problem_response would send for this body."""
     return json.dumps(
@@ -100,12 +110,7 @@ class TestValidation:
         ], body
 
     def test_a_domain_validation_error_carries_errors(self, client, outbox) -> None:
-        admin = confirmed_user(client, outbox)
-        client.app.state.authsvc.gateway.client.admin_add_user_to_group(  # type: ignore[attr-defined]
-            UserPoolId=client.app.state.authsvc.settings.cognito_user_pool_id,  # type: ignore[attr-defined]
-            Username=admin,
-            GroupName="admin",
-        )
+        admin = _admin(client, outbox)
         tokens = sign_in(client, admin)
         response = client.get(
             "/v1/admin/audit-events", params={"cursor": "not-a-cursor"}, headers=tokens.bearer
@@ -145,12 +150,7 @@ class TestValidation:
     ) -> None:
         """Schema-valid, refused by the pool: 400 with its own code (never validation_error),
         and errors[] naming the field, as validation_error does."""
-        admin = confirmed_user(client, outbox)
-        client.app.state.authsvc.gateway.client.admin_add_user_to_group(  # type: ignore[attr-defined]
-            UserPoolId=client.app.state.authsvc.settings.cognito_user_pool_id,  # type: ignore[attr-defined]
-            Username=admin,
-            GroupName="admin",
-        )
+        admin = _admin(client, outbox)
         tokens = sign_in(client, admin)
         response = client.request(method, path, json=json, headers=tokens.bearer)
         body = assert_problem(response, 400, code)
@@ -164,12 +164,7 @@ class TestValidation:
         assert body["errors"][0]["msg"] in body["detail"]
 
     def test_a_group_name_is_explained_without_the_pattern(self, client, outbox) -> None:
-        admin = confirmed_user(client, outbox)
-        client.app.state.authsvc.gateway.client.admin_add_user_to_group(  # type: ignore[attr-defined]
-            UserPoolId=client.app.state.authsvc.settings.cognito_user_pool_id,  # type: ignore[attr-defined]
-            Username=admin,
-            GroupName="admin",
-        )
+        admin = _admin(client, outbox)
         bearer = sign_in(client, admin).bearer
         in_body = client.post(
             "/v1/invitations",

@@ -15,7 +15,8 @@ import subprocess
 from typing import Any
 
 from authsvc.dev import custom_auth
-from authsvc.dev.emulator import ProvisionedPool, _accepted, _pages
+from authsvc.dev.emulator import ProvisionedPool
+from authsvc.dev.provisioning import _pages, find_or_create_client
 from authsvc.dev.slapd import (
     ACTIVE_FILTER,
     GROUP_BASE,
@@ -42,14 +43,7 @@ def provision_directory(client: Any, template: dict[str, Any], pool_id: str) -> 
     props = copy.deepcopy(resources[CLIENT_RESOURCE]["Properties"])
     props.pop("UserPoolId", None)
     name = str(props.pop("ClientName", CLIENT_RESOURCE))
-    existing = _pages(
-        client.list_user_pool_clients, "UserPoolClients", UserPoolId=pool_id, MaxResults=60
-    )
-    client_id = next((str(c["ClientId"]) for c in existing if c["ClientName"] == name), None)
-    if client_id is None:
-        arguments = _accepted(client, "CreateUserPoolClient", props)
-        created = client.create_user_pool_client(UserPoolId=pool_id, ClientName=name, **arguments)
-        client_id = str(created["UserPoolClient"]["ClientId"])
+    client_id = find_or_create_client(client, pool_id, name, props)
     group = str(resources[GROUP_RESOURCE]["Properties"]["GroupName"])
     ensure_group(client, pool_id, group)
     return client_id

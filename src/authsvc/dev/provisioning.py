@@ -162,12 +162,11 @@ def _ensure_pool(
     return pool_id
 
 
-def _ensure_client(
-    client: CognitoIdpClient, resolver: _Resolver, logical_id: str, resource: dict[str, Any]
-) -> tuple[str, str | None]:
-    props = resolver.resolve(resource.get("Properties") or {}, f"Resources/{logical_id}")
-    pool_id = str(props.pop("UserPoolId"))
-    name = str(props.pop("ClientName", logical_id))
+def find_or_create_client(
+    client: CognitoIdpClient, pool_id: str, name: str, props: dict[str, Any]
+) -> str:
+    """The id of the pool's app client called ``name``, created from ``props`` (the
+    template's properties, those moto's CreateUserPoolClient takes) when there is none."""
     existing = _pages(
         client.list_user_pool_clients, "UserPoolClients", UserPoolId=pool_id, MaxResults=60
     )
@@ -177,6 +176,16 @@ def _ensure_client(
         created = client.create_user_pool_client(UserPoolId=pool_id, ClientName=name, **arguments)
         client_id = str(created["UserPoolClient"]["ClientId"])
         logger.debug("created app client %s (%s)", name, client_id)
+    return client_id
+
+
+def _ensure_client(
+    client: CognitoIdpClient, resolver: _Resolver, logical_id: str, resource: dict[str, Any]
+) -> tuple[str, str | None]:
+    props = resolver.resolve(resource.get("Properties") or {}, f"Resources/{logical_id}")
+    pool_id = str(props.pop("UserPoolId"))
+    name = str(props.pop("ClientName", logical_id))
+    client_id = find_or_create_client(client, pool_id, name, props)
     described = client.describe_user_pool_client(UserPoolId=pool_id, ClientId=client_id)
     secret = described["UserPoolClient"].get("ClientSecret")
     resolver.refs[logical_id] = client_id

@@ -186,10 +186,13 @@ def test_one_lookup_per_batch_not_per_event(live_db: Database) -> None:
     stored = _stored(live_db, ids)
     assert [(stored[i].target, stored[i].target_email) for i in ids] == people
 
-    # Names already resolved are remembered: the next batch needs no look-up at all.
-    for username, email in people:
-        log.record("profile_updated", actor=username, target=username)
-        log.record("password_reset_requested", target_email=email)
+    # Names already resolved are remembered: the next batch needs no look-up at all. (Only
+    # the side looked up: a username's email found by a look-up by address could be stale.)
+    for i, (username, email) in enumerate(people):
+        if i % 2:
+            log.record("profile_updated", actor=username, target=username)
+        else:
+            log.record("password_reset_requested", target_email=email)
     with Lookups(live_db) as lookups:
         log.flush()
     assert lookups.count == 0
@@ -231,6 +234,27 @@ def test_the_newest_pair_wins(live_db: Database) -> None:
     assert [(stored[i].target, stored[i].target_email) for i in ids] == [
         (new, email),
         (old, email),
+    ]
+
+
+def test_a_look_up_does_not_overwrite_a_newer_pair(live_db: Database) -> None:
+    # The writer knows the address's new account; an event about the old account looks up
+    # the old pair, which must not hand the address back to the old account.
+    (old, email), (new, _) = _people(2)
+    seed = AuditLog(live_db)
+    seed.record("sign_up", target=old, target_email=email)
+    seed.flush()
+    log = AuditLog(live_db)
+    log.record("sign_up", target=new, target_email=email)
+    log.flush()
+    log.record("user_deleted", actor="admin", target=old)
+    log.record("sign_in_failed", outcome=FAILURE, target_email=email)
+    ids = _recorded_ids(log)
+    log.flush()
+    stored = _stored(live_db, ids)
+    assert [(stored[i].target, stored[i].target_email) for i in ids] == [
+        (old, email),
+        (new, email),
     ]
 
 

@@ -27,12 +27,22 @@ class SubjectMap:
         self._username: OrderedDict[str, str] = OrderedDict()  # email -> username
 
     def learn(self, username: str, email: str) -> None:
-        pairs = ((self._email, username, email), (self._username, email, username))
-        for index, key, value in pairs:
-            index[key] = value
-            index.move_to_end(key)
-            if len(index) > self.capacity:
-                index.popitem(last=False)
+        self.learn_email(username, email)
+        self.learn_username(email, username)
+
+    def learn_email(self, username: str, email: str) -> None:
+        """One side only: ``username``'s email (what a look-up by username answers)."""
+        self._put(self._email, username, email)
+
+    def learn_username(self, email: str, username: str) -> None:
+        """One side only: the username ``email`` belongs to now."""
+        self._put(self._username, email, username)
+
+    def _put(self, index: OrderedDict[str, str], key: str, value: str) -> None:
+        index[key] = value
+        index.move_to_end(key)
+        if len(index) > self.capacity:
+            index.popitem(last=False)
 
     def email_of(self, username: str) -> str | None:
         return self._recall(self._email, username)
@@ -66,8 +76,13 @@ def fill(batch: list[dict[str, Any]], known: SubjectMap, lookup: Lookup) -> int:
     if emails or usernames:
         queries = 1
         pairs = lookup(emails, usernames)
+        # Oldest first, so the newest pair wins; and only the side asked about: a pair found
+        # for an old username must not take its address from the account that has it now.
         for username, email, _ in sorted(pairs, key=lambda p: _aware(p[2])):
-            known.learn(username, email)  # oldest first: the newest pair wins
+            if username in usernames:
+                known.learn_email(username, email)
+            if email in emails:
+                known.learn_username(email, username)
     # In order: an event names only what was known when it happened (an address signed up
     # again after its account was deleted is another person from then on).
     for row in batch:

@@ -49,6 +49,8 @@ from authsvc.schema_gate import SchemaGate
 from authsvc.security.ratelimit import RateLimits
 from authsvc.state import AppState
 
+log = logging.getLogger("authsvc.metrics")
+
 DESCRIPTION = """\
 A complete account system on Amazon Cognito user pools: sign-up, sign-in with challenges,
 refresh, sign-out that really ends sessions, password lifecycle and profile.
@@ -148,6 +150,16 @@ def build_state(
     )
 
 
+def _last_flush() -> None:
+    """What the requests of the last second recorded (the flusher runs once a second) goes
+    into the registry before the process exits: in multiprocess mode, into the files the
+    other workers' scrapes read."""
+    try:
+        metrics.flush()
+    except Exception:  # noqa: BLE001 - shutting down goes on
+        log.exception("metrics: the last flush failed")
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -198,6 +210,7 @@ def create_app(
             state.outbox_worker.stop()
             state.audit.stop()
             state.revocations.stop()
+            _last_flush()
             state.db.dispose()
             if traced is not None:
                 traced.shutdown()

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from tests.conftest import Emulator
 from tests.operations.support import AUTHSVC, env_for, free_port, parse_metrics, value
@@ -47,7 +49,7 @@ def _wait_for(check: Callable[[], Any], what: str, show: Callable[[], object]) -
     pytest.fail(f"{what}: {show()}")
 
 
-def _start(env: dict[str, str], tmp_path: Path) -> Served:
+def _start(env: dict[str, str], tmp_path: Path, workers: int = 2) -> Served:
     port = free_port()
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
@@ -55,7 +57,7 @@ def _start(env: dict[str, str], tmp_path: Path) -> Served:
     out, err = tmp_path / "out.log", tmp_path / "err.log"
     with out.open("w") as stdout, err.open("w") as stderr:
         process = subprocess.Popen(
-            [str(AUTHSVC), "serve", "--port", str(port), "--workers", "2"],
+            [str(AUTHSVC), "serve", "--port", str(port), "--workers", str(workers)],
             env=env,
             cwd=tmp_path,
             stdout=stdout,
@@ -207,3 +209,29 @@ def test_a_directory_it_cannot_create_is_one_clear_error(
         " cannot create it" in result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def test_the_last_seconds_requests_are_counted_after_a_clean_exit(
+    cognito: Emulator, database_url: str, tmp_path: Path
+) -> None:
+    # The operator's own directory outlives serve; a worker stopped right after answering
+    # (within its 1-second flush period) still leaves every request it answered in it.
+    directory = tmp_path / "metrics"
+    env = env_for(cognito, database_url=database_url, metrics_token=TOKEN, rate_limits_enabled="0")
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    served = _start(env, tmp_path, workers=1)
+    try:
+        for _ in range(7):
+            response = httpx.get(f"{served.base_url}/v1/auth/session", timeout=5)
+            assert response.status_code == 401
+    finally:
+        served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=60) == 0, served.logs()
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))
+    counted = registry.get_sample_value(
+        "authsvc_requests_total",
+        {"route": "/v1/auth/session", "method": "GET", "status": "401"},
+    )
+    assert counted == 7, served.logs()

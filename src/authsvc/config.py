@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     # outside dev mode (404 while unset); /readyz re-probes each dependency at most this often.
     metrics_token: SecretStr | None = None
     readiness_cache_seconds: float = Field(default=5.0, ge=1, le=300)
+    # How long the pool's password policy, attributes and app-client settings are kept before
+    # they are read again (a change in the console applies within this time).
+    pool_info_ttl_seconds: float = Field(default=300.0, ge=1, le=86_400)
 
     # API docs (issue 13): /docs, /redoc and /openapi.json, served from the package (no CDN).
     docs: bool = True

@@ -87,7 +87,7 @@ def build_state(
         connect_timeout=settings.db_connect_timeout,
     )
     revocations = RevocationRegistry(db)
-    pool = PoolInfoCache(gateway)
+    pool = PoolInfoCache(gateway, settings.pool_info_ttl_seconds)
     verifier = TokenVerifier(settings, is_revoked=revocations.is_revoked)
     # Dev mode without a configured key: an ephemeral one (the queue is local anyway).
     secret = (

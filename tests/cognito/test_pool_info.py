@@ -186,3 +186,50 @@ def test_sign_up_with_what_the_pool_requires(cognito, other_pool):
     values = {a["Name"]: a["Value"] for a in stored["UserAttributes"]}
     assert (values["name"], values["custom:level"], values["custom:badge"]) == ("Ann", "10", "abcd")
     assert values["custom:born_in"] == "Oslo"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pool_settings_are_read_again_after_their_ttl(cognito: Emulator) -> None:
+    # A change made in the console (here: the password policy) applies once the cached
+    # settings are older than the TTL; until then, no describe call is made again. When the
+    # pool cannot be read (deleted here), the settings read before are kept.
+    boto = cognito.client
+    pool_id = boto.create_user_pool(
+        PoolName=f"ttl-pool-{uuid.uuid4().hex[:6]}",
+        UsernameAttributes=["email"],
+        Policies={"PasswordPolicy": {"MinimumLength": 8}},
+    )["UserPool"]["Id"]
+    client_id = boto.create_user_pool_client(UserPoolId=pool_id, ClientName="ttl-app")[
+        "UserPoolClient"
+    ]["ClientId"]
+    settings = make_settings(
+        cognito,
+        "sqlite://",
+        cognito_user_pool_id=pool_id,
+        cognito_client_id=client_id,
+        cognito_client_secret=None,
+    )
+    clock = Clock()
+    cache = PoolInfoCache(CognitoGateway(settings), ttl_seconds=300, clock=clock)
+    try:
+        assert cache.get().policy.minimum_length == 8
+        boto.update_user_pool(
+            UserPoolId=pool_id, Policies={"PasswordPolicy": {"MinimumLength": 12}}
+        )
+        clock.now += 299
+        assert cache.get().policy.minimum_length == 8  # within the TTL: kept
+        clock.now += 2
+        assert cache.get().policy.minimum_length == 12  # read again
+    finally:
+        boto.delete_user_pool(UserPoolId=pool_id)
+    clock.now += 301
+    assert cache.get().policy.minimum_length == 12  # the re-read failed: kept
+    with pytest.raises(errors.AuthSvcError):
+        PoolInfoCache(CognitoGateway(settings)).get()  # nothing read before: the error

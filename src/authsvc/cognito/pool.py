@@ -1,21 +1,25 @@
 """What the service needs to know about its user pool: password policy and attributes.
 
-Read once from Cognito (describe_user_pool / describe_user_pool_client) and cached for
-the life of the process. The service checks passwords against the policy itself so that a
+Read from Cognito (describe_user_pool / describe_user_pool_client) on first use and cached
+for ``AUTHSVC_POOL_INFO_TTL_SECONDS``. The service checks passwords against the policy itself so that a
 weak password is refused before anything is created (moto checks no temporary password).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import string
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from authsvc import errors
 from authsvc.cognito.gateway import CognitoGateway
+
+log = logging.getLogger("authsvc.cognito")
 
 # Cognito's list of special characters for RequireSymbols.
 SYMBOLS = set("^$*.[]{}()?\"!@#%&/\\,><':;|_~`=+- ")
@@ -279,20 +283,48 @@ def _raise_first(
 
 
 class PoolInfoCache:
-    """Loads ``PoolInfo`` on first use (so start-up never waits on Cognito), then keeps it."""
+    """Loads ``PoolInfo`` on first use (so start-up never waits on Cognito), then keeps it
+    for ``ttl_seconds``: a password policy, attribute or app-client change made in the
+    console applies within that time without a restart. A reload that fails keeps the
+    previous answer (logged) and is tried again after ``RETRY_SECONDS``."""
 
-    def __init__(self, gateway: CognitoGateway) -> None:
+    RETRY_SECONDS = 30.0
+
+    def __init__(
+        self,
+        gateway: CognitoGateway,
+        ttl_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._gateway = gateway
+        self._ttl = ttl_seconds
+        self._clock = clock
         self._info: PoolInfo | None = None
+        self._expires = 0.0
         self._lock = threading.Lock()
 
     def get(self) -> PoolInfo:
         info = self._info
-        if info is not None:
+        if info is not None and self._clock() < self._expires:
             return info
         with self._lock:
-            if self._info is None:
-                self._info = PoolInfo.from_cognito(
+            if self._info is not None and self._clock() < self._expires:
+                return self._info
+            try:
+                loaded = PoolInfo.from_cognito(
                     self._gateway.describe_user_pool(), self._gateway.describe_user_pool_client()
                 )
-            return self._info
+            except Exception:
+                if self._info is None:
+                    raise
+                log.warning(
+                    "cognito: re-reading the pool's settings failed; keeping the ones read"
+                    " before, trying again in %.0f s",
+                    self.RETRY_SECONDS,
+                    exc_info=True,
+                )
+                self._expires = self._clock() + min(self.RETRY_SECONDS, self._ttl)
+                return self._info
+            self._info = loaded
+            self._expires = self._clock() + self._ttl
+            return loaded

@@ -22,6 +22,7 @@ from tests.helpers import PASSWORD, assert_problem, new_email
 
 # (operation, Cognito code) -> (domain class, HTTP status, problem code)
 EXPECTED: dict[tuple[str | None, str], tuple[type[errors.AuthSvcError], int, str]] = {
+    ("sign_up", "NotAuthorizedException"): (errors.ForbiddenError, 403, "forbidden"),
     ("sign_in", "NotAuthorizedException"): (
         errors.InvalidCredentialsError,
         401,
@@ -382,3 +383,17 @@ def test_unreachable_cognito_is_upstream_unavailable(cognito, database_url) -> N
         )
         assert_problem(response, 503, "upstream_unavailable")
         assert int(response.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Unable to verify secret hash for client 7gq2hbpclqsd1nlh0r6dn6f0be",
+        "Client 7gq2hbpclqsd1nlh0r6dn6f0be is configured for secret but secret was not received",
+    ],
+)
+def test_sign_up_refusing_the_client_secret_is_an_upstream_error(message: str) -> None:
+    # Cognito's NotAuthorizedException on SignUp: a closed pool is the caller's 403, but a
+    # secret it cannot verify is the deployment's fault (AUTHSVC_COGNITO_CLIENT_SECRET).
+    err = translate("sign_up", client_error("NotAuthorizedException", "SignUp", message))
+    assert (type(err), err.status, err.code) == (errors.UpstreamError, 502, "upstream_error")

@@ -9,6 +9,8 @@ Enforced (a violation is answered with Cognito's error, never forwarded):
   REFRESH_TOKEN_AUTH.
 - RespondToAuthChallenge: ChallengeResponses.USERNAME is the actual username (not an alias)
   of the user the session was issued to.
+- SignUp on a pool that lets only administrators create users (``AllowAdminCreateUserOnly``)
+  is refused, for any app client.
 - ConfirmForgotPassword: the code is the one ForgotPassword issued (moto accepts any code
   that lacks its prefix). Sign-up codes are accepted as moto accepts them.
 Shaped: ChallengeParameters as Cognito gives them (``USER_ID_FOR_SRP`` on every challenge,
@@ -103,6 +105,11 @@ class StrictCognito:
         if found is None:
             return body
         pool, client = found
+        admin_only = (pool.extended_config.get("AdminCreateUserConfig") or {}).get(
+            "AllowAdminCreateUserOnly"
+        )
+        if operation == "SignUp" and admin_only:
+            raise Refusal("NotAuthorizedException", "SignUp is not permitted for this user pool")
         if not client.generate_secret:
             return body
         if operation == "InitiateAuth":

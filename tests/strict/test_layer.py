@@ -11,9 +11,12 @@ import boto3
 import jwt
 import pytest
 from botocore.exceptions import ClientError
+from fastapi.testclient import TestClient
 
 from authsvc.cognito.gateway import secret_hash
+from authsvc.main import create_app
 from tests.audit.conftest import table_rows
+from tests.conftest import make_settings
 from tests.helpers import assert_problem, new_email
 from tests.strict.layer import MOTO_CODE_HEADER, StrictCognito
 
@@ -286,3 +289,68 @@ class TestSealedChallengeSessions:
         # The refused attempt names nobody: not the email the client claimed.
         failed = [r for r in table_rows(client) if r.action == "challenge_failed"]
         assert all(r.target_email != email_b for r in failed)
+
+
+# --------------------------------------------------------------------------- closed sign-up
+
+
+@pytest.fixture(scope="module")
+def admin_only_pool(cognito: Any) -> Iterator[tuple[str, str]]:
+    """A pool where only administrators create users, and an app client without a secret."""
+    boto = cognito.client
+    pool_id = boto.create_user_pool(
+        PoolName="strict-admin-only",
+        UsernameAttributes=["email"],
+        AdminCreateUserConfig={"AllowAdminCreateUserOnly": True},
+    )["UserPool"]["Id"]
+    client_id = boto.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="strict-admin-only-app",
+        ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    yield pool_id, client_id
+    boto.delete_user_pool(UserPoolId=pool_id)
+
+
+def _sign_up(settings: Any) -> Any:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as app:
+        body = {"email": new_email("closed"), "password": NEW, "family_name": "Closed"}
+        return app.post("/v1/auth/sign-up", json=body)
+
+
+class TestSignUpTheUserPoolRefuses:
+    def test_the_layer_refuses_sign_up_where_only_admins_create_users(
+        self, idp, admin_only_pool, strict
+    ):
+        _, client_id = admin_only_pool
+        refused(
+            strict,
+            lambda: idp.sign_up(ClientId=client_id, Username=new_email("closed"), Password=NEW),
+            "NotAuthorizedException",
+        )
+
+    def test_a_closed_pool_is_forbidden_not_an_invalid_token(
+        self, cognito, database_url, strict_url, admin_only_pool
+    ):
+        pool_id, client_id = admin_only_pool
+        settings = make_settings(
+            cognito,
+            database_url,
+            cognito_endpoint_url=strict_url,
+            cognito_user_pool_id=pool_id,
+            cognito_client_id=client_id,
+            cognito_client_secret=None,
+        )
+        body = assert_problem(_sign_up(settings), 403, "forbidden")
+        assert "administrator or by invitation" in body["detail"]
+
+    def test_a_wrong_client_secret_is_the_deployments_fault(
+        self, cognito, database_url, strict_url
+    ):
+        settings = make_settings(
+            cognito,
+            database_url,
+            cognito_endpoint_url=strict_url,
+            cognito_client_secret="not-the-secret-" + "x" * 30,
+        )
+        assert_problem(_sign_up(settings), 502, "upstream_error")

@@ -43,8 +43,12 @@ _TOKEN_HEADERS: dict[str, Any] = {
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DeliveryResponse,
     summary="Register with email and password",
-    description="Always 202 with the same body, whether or not the email is registered.",
-    responses=responses(errors.InvalidPasswordError, *errors.ATTRIBUTES, *_UPSTREAM),
+    description="Always 202 with the same body, whether or not the email is registered."
+    " 403 `forbidden` when the user pool takes no sign-ups (only administrators and"
+    " invitations create accounts).",
+    responses=responses(
+        errors.InvalidPasswordError, *errors.ATTRIBUTES, errors.ForbiddenError, *_UPSTREAM
+    ),
 )
 def sign_up(
     body: SignUpRequest,

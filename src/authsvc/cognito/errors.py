@@ -89,6 +89,11 @@ TABLE: dict[tuple[str | None, str], Factory] = {
     ("confirm_sign_up", "NotAuthorizedException"): UserAlreadyConfirmedError,
     ("confirm_forgot_password", "UserNotFoundException"): errors.InvalidCodeError,
     ("confirm_forgot_password", "NotAuthorizedException"): errors.InvalidCodeError,
+    # sign-up on a pool where only administrators create users (AllowAdminCreateUserOnly)
+    ("sign_up", "NotAuthorizedException"): lambda: errors.ForbiddenError(
+        "This user pool does not take sign-ups: accounts are created by an administrator"
+        " or by invitation."
+    ),
     # change password: wrong current password is not a sign-out
     ("change_password", "NotAuthorizedException"): errors.InvalidCurrentPasswordError,
     # a pagination token the pool refuses came from the client's cursor (moto: InvalidToken)
@@ -162,6 +167,10 @@ def translate(operation: str, exc: ClientError, sent: Iterable[str] = ()) -> err
         # the client retries after Retry-After instead of reporting a bad gateway.
         log.warning("cognito %s failed with HTTP %s %s: %s", operation, status, code, message)
         return errors.UpstreamUnavailableError("The identity provider is unavailable; retry later.")
+    if operation == "sign_up" and code == "NotAuthorizedException" and "secret" in message.lower():
+        # A wrong or missing SECRET_HASH: the deployment's client secret, not the caller.
+        log.error("cognito sign_up refused the app client's secret: %s", message)
+        return errors.UpstreamError()
     factory = TABLE.get((operation, code)) or TABLE.get((None, code))
     if factory is None or (code in _MISCONFIGURED and operation in _POOL_LEVEL_OPERATIONS):
         log.error("cognito %s failed with unmapped %s: %s", operation, code, message)

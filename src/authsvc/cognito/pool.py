@@ -1,8 +1,9 @@
 """What the service needs to know about its user pool: password policy and attributes.
 
 Read from Cognito (describe_user_pool / describe_user_pool_client) on first use and cached
-for ``AUTHSVC_POOL_INFO_TTL_SECONDS``. The service checks passwords against the policy itself so that a
-weak password is refused before anything is created (moto checks no temporary password).
+for ``AUTHSVC_POOL_INFO_TTL_SECONDS``. The service checks passwords against the policy
+itself so that a weak password is refused before anything is created (moto checks no
+temporary password).
 """
 
 from __future__ import annotations

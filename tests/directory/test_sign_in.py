@@ -265,3 +265,49 @@ class TestCognitoAccount:
         bearer = {"Authorization": f"Bearer {first['access_token']}"}
         assert_problem(dir_client.get("/v1/auth/session", headers=bearer), 401, "invalid_token")
         assert USER_BASE in dn
+
+
+class TestMapsThePoolRefuses:
+    """The operator's maps name what the pool lacks: the directory's data, not the request,
+    is at fault, so the caller gets 502 (never a 400 naming a body field it did not send,
+    nor a 404), and the log says which setting to fix."""
+
+    @pytest.mark.parametrize(
+        ("overrides", "expected"),
+        [
+            ({"directory_attribute_map": {"sn": "custom:no_such_attribute"}}, "unknown_attribute"),
+            ({"directory_group_map": {"engineering": "no-such-group"}}, "not_found"),
+        ],
+    )
+    def test_a_map_the_pool_refuses_is_an_upstream_error(
+        self,
+        cognito: Emulator,
+        database_url: str,
+        slapd: Any,
+        directory_client_id: str,
+        caplog: pytest.LogCaptureFixture,
+        overrides: dict[str, Any],
+        expected: str,
+    ) -> None:
+        from fastapi.testclient import TestClient as Client
+
+        from authsvc.dev.slapd import GROUP_BASE, Person
+        from authsvc.main import create_app
+        from tests.directory.conftest import directory_settings, new_uid
+
+        uid = new_uid("map")
+        person = Person(uid, "Map-pw-1", f"{uid}@corp.example.com", "Mo", "Map")
+        dn = slapd.add(person)
+        conn = slapd._admin()
+        conn.modify(f"cn=engineering,{GROUP_BASE}", {"member": [("MODIFY_ADD", [dn])]})
+        conn.unbind()
+        settings = directory_settings(
+            cognito, database_url, slapd, directory_client_id, **overrides
+        )
+        with Client(create_app(settings), raise_server_exceptions=False) as client:
+            body = assert_problem(sign_in(client, uid, person.password), 502, "upstream_error")
+        assert "errors" not in body
+        assert any(
+            "AUTHSVC_DIRECTORY_ATTRIBUTE_MAP" in r.getMessage() and expected in r.getMessage()
+            for r in caplog.records
+        ), [r.getMessage() for r in caplog.records]

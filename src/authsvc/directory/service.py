@@ -24,7 +24,7 @@ from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import AuthService
 from authsvc.cognito.errors import AccountExistsError, UnknownUserError
 from authsvc.cognito.gateway import CognitoGateway, from_attribute_list, user_sub
-from authsvc.cognito.pool import PoolInfoCache
+from authsvc.cognito.pool import PROTECTED, PoolInfoCache
 from authsvc.config import Settings
 from authsvc.directory import triggers
 from authsvc.revocation.service import RevocationRegistry
@@ -171,7 +171,23 @@ class DirectoryService:
     # -- the Cognito user ---------------------------------------------------------------
 
     def ensure_user(self, entry: DirectoryEntry) -> str:
-        """The Cognito username for this entry; created, updated and grouped as mapped."""
+        """The Cognito username for this entry; created, updated and grouped as mapped.
+
+        What the pool refuses here (a mapped attribute it lacks or a value it does not take,
+        a mapped group it does not have) comes from the directory's data and the operator's
+        maps, not from the request: a 502 for the caller, the reason in the log."""
+        try:
+            return self._ensure_user(entry)
+        except (errors.FieldProblemError, errors.NotFoundError) as exc:
+            log.error(
+                "directory: the user pool refused the entry's mapped attributes or groups"
+                " (AUTHSVC_DIRECTORY_ATTRIBUTE_MAP / AUTHSVC_DIRECTORY_GROUP_MAP): %s %s",
+                exc.code,
+                exc.detail,
+            )
+            raise errors.UpstreamError() from None
+
+    def _ensure_user(self, entry: DirectoryEntry) -> str:
         assert entry.email
         wanted = self._cognito_attributes(entry)
         try:
@@ -212,8 +228,21 @@ class DirectoryService:
         return self.gateway.admin_get_user(username)
 
     def _cognito_attributes(self, entry: DirectoryEntry) -> dict[str, str]:
-        # The mapping's targets are Cognito names (given_name, custom:department, ...).
-        return dict(entry.attributes)
+        """The entry's mapped attributes, checked against the pool's schema first: Cognito
+        refuses an attribute the pool does not define or a value outside its limits (moto
+        stores either). The mapping's targets are Cognito names (``custom:department``)."""
+        info = self.pool.get()
+        attributes = dict(entry.attributes)
+        for name, value in attributes.items():
+            bare = name.removeprefix("custom:")
+            defined = bare in info.custom if name != bare else name in info.standard
+            if not defined or name in PROTECTED:
+                raise errors.UnknownAttributeError(f"The user pool has no attribute {name}.")
+            rule = info.rules.get(name)
+            problem = rule.problem(name, value) if rule is not None else None
+            if problem is not None:
+                raise errors.InvalidAttributeValueError(problem)
+        return attributes
 
     def _sync_groups(self, username: str, entry: DirectoryEntry, current: set[str]) -> None:
         mapping = {k.lower(): v for k, v in self.settings.directory_group_map.items()}

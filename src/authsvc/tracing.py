@@ -129,10 +129,16 @@ def instrument(app: Any, engine: Any) -> Traced | None:
     error line, when the OpenTelemetry packages are not installed."""
     global _users
     try:
+        # Every package the helpers below import: a partial install is the same one clear
+        # line, not an ImportError out of the app's start-up.
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: F401
             OTLPSpanExporter,
         )
+        from opentelemetry.instrumentation.botocore import BotocoreInstrumentor  # noqa: F401
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+        from opentelemetry.instrumentation.redis import RedisInstrumentor  # noqa: F401
+        from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer  # noqa: F401
+        from opentelemetry.sdk.trace import TracerProvider  # noqa: F401
     except ImportError as exc:
         log.error(
             "%s is set but OpenTelemetry is not installed (%s): tracing off;"
@@ -144,14 +150,21 @@ def instrument(app: Any, engine: Any) -> Traced | None:
     with _lock:
         provider = _process_provider()
         _users += 1
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=provider,
-        excluded_urls=os.environ.get("OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS),
-    )
-    _trace_engine(engine, provider)
+    traced = Traced(provider)
+    try:
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=provider,
+            excluded_urls=os.environ.get(
+                "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", DEFAULT_EXCLUDED_URLS
+            ),
+        )
+        _trace_engine(engine, provider)
+    except Exception:
+        traced.shutdown()  # this app's share of the process-wide instrumentation goes too
+        raise
     log.info("tracing on: OTLP to %s", os.environ.get(ENDPOINT_ENV, "").strip())
-    return Traced(provider)
+    return traced
 
 
 def tag_request(request_id: str) -> str | None:

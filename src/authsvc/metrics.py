@@ -249,7 +249,9 @@ def flush() -> None:
                 log.exception("metrics sampler failed")
                 continue
             for name, value in sampled.items():
-                objects.state[name].set(value)
+                gauge = objects.state.get(name)
+                if gauge is not None:  # a name not in STATE_GAUGES is not a metric
+                    gauge.set(value)
         if objects.process_collector is not None:
             for family in objects.process_collector.collect():
                 for sample in family.samples:

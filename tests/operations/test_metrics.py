@@ -200,3 +200,21 @@ class TestProcessAndState:
         ):
             assert (gauge, frozenset()) in samples, gauge
         assert value(samples, "authsvc_revocation_sync_healthy") == 1
+
+    def test_a_sampler_naming_no_gauge_does_not_stop_the_flush(self, client: TestClient) -> None:
+        from authsvc import metrics
+
+        def sampler() -> dict[str, float]:
+            return {"authsvc_no_such_gauge": 1.0}
+
+        before = _scrape(client)
+        assert client.get("/healthz").status_code == 200
+        metrics.add_sampler(sampler)
+        try:
+            metrics.flush()  # raised KeyError, leaving the process metrics unsampled
+        finally:
+            metrics.remove_sampler(sampler)
+        after = _scrape(client)
+        healthz = {"route": "/healthz", "method": "GET", "status": "200"}
+        assert _delta(before, after, "authsvc_requests_total", **healthz) == 1
+        assert ("authsvc_no_such_gauge", frozenset()) not in after

@@ -7,11 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from authsvc import errors
-from authsvc.auth.contested import CONFIRM_GRACE_S, ContestedSignUps
+from authsvc.auth.contested import ContestedSignUps
 from authsvc.auth.results import (
-    _WRAP_PREFIX,
-    _claim,
-    _public_parameters,
     delivery_for,
     mask_email,
     token_identity,
@@ -30,11 +27,7 @@ from authsvc.cognito.tokens import AccessClaims, unverified_claims
 
 # Names importers reach through this module.
 __all__ = [
-    "CONFIRM_GRACE_S",
-    "_WRAP_PREFIX",
     "AuthService",
-    "_claim",
-    "_public_parameters",
     "delivery_for",
     "mask_email",
     "token_identity",

@@ -20,17 +20,15 @@ from authsvc.cognito.attributes import (
     to_attribute_list,
     user_sub,
 )
-from authsvc.cognito.calls import NON_IDEMPOTENT, _sent_values, backoff
+from authsvc.cognito.calls import _sent_values
 from authsvc.cognito.clients import make_client, new_client
 
 # The gateway's public names, wherever they are defined (importers use this module).
 __all__ = [
-    "NON_IDEMPOTENT",
     "Attributes",
     "CognitoGateway",
     "SecretHasher",
     "_sent_values",
-    "backoff",
     "challenge_username",
     "from_attribute_list",
     "make_client",

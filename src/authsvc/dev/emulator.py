@@ -19,17 +19,12 @@ from typing import Any, Self
 import boto3
 
 from authsvc.dev.provisioning import (
-    DEFAULT_ACCOUNT_ID,
-    DEFAULT_STACK_NAME,
     CognitoIdpClient,
     ProvisionedPool,
-    _accepted,
-    _pages,
     ensure_identity_pool,
     provision,
 )
 from authsvc.dev.template import (
-    TEMPLATE_PATH_ENV,
     TemplateError,
     default_template_path,
     load_template,
@@ -37,15 +32,10 @@ from authsvc.dev.template import (
 
 # Importers reach the template and provisioning names through this module too.
 __all__ = [
-    "DEFAULT_ACCOUNT_ID",
-    "DEFAULT_STACK_NAME",
-    "TEMPLATE_PATH_ENV",
     "CognitoIdpClient",
     "EmbeddedCognito",
     "ProvisionedPool",
     "TemplateError",
-    "_accepted",
-    "_pages",
     "default_template_path",
     "ensure_identity_pool",
     "file_tokens_under_the_username",

@@ -34,7 +34,7 @@ from authsvc.cognito.tokens import TokenVerifier
 from authsvc.config import Settings
 from authsvc.db import Database
 from authsvc.email.crypto import PayloadCipher
-from authsvc.federation.credentials import AwsCredentials, IdentityCredentials
+from authsvc.federation.credentials import IdentityCredentials
 from authsvc.federation.errors import (
     InvalidGrantError,
     InvalidHandoffCodeError,
@@ -49,7 +49,7 @@ from authsvc.federation.repository import GrantRepository
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["AwsCredentials", "CallbackError", "FederationService", "Finished", "Started"]
+__all__ = ["CallbackError", "FederationService", "Finished", "Started"]
 
 log = logging.getLogger("authsvc.federation")
 

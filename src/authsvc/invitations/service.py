@@ -30,14 +30,11 @@ from authsvc.cognito.gateway import user_sub as sub_of_user
 from authsvc.invitations import schemas
 from authsvc.invitations.models import ACCEPTED
 from authsvc.invitations.records import (
-    CLOCK_SKEW,
     SAGA_STEPS,
     _Snapshot,
     hash_token,
     new_token,
-    status_of,
     temporary_password,
-    to_schema,
     utcnow,
 )
 from authsvc.invitations.repair import InvitationRepair
@@ -45,14 +42,11 @@ from authsvc.invitations.repository import InvitationRepository
 
 # The records' names stay importable from here (tests and callers use this module).
 __all__ = [
-    "CLOCK_SKEW",
     "SAGA_STEPS",
     "InvitationService",
     "hash_token",
     "new_token",
-    "status_of",
     "temporary_password",
-    "to_schema",
     "utcnow",
 ]
 

@@ -85,6 +85,20 @@ class TestCreate:
             },
         ]
 
+    def test_a_group_listed_twice_is_looked_up_once(self, client, admin, cognito):
+        from tests.operations.support import parse_metrics, value
+
+        def get_group_calls() -> float:
+            samples = parse_metrics(client.get("/metrics").text)
+            return value(samples, "authsvc_cognito_calls_total", operation="get_group")
+
+        before = get_group_calls()
+        groups = ["no-such-group", cognito.pool.groups[0], "no-such-group"]
+        response = invite(client, admin, new_email(), groups=groups)
+        body = assert_problem(response, 400, "unknown_group")
+        assert [e["loc"] for e in body["errors"]] == [["body", "groups", 0], ["body", "groups", 2]]
+        assert get_group_calls() - before == 2
+
     @pytest.mark.parametrize("group", ["has space", "", "é", "x" * 129])
     def test_malformed_group_name_is_a_validation_error(self, client, admin, group):
         response = invite(client, admin, new_email(), groups=[group])

@@ -220,10 +220,15 @@ class InvitationLedger:
 
     def _check_groups(self, groups: builtins.list[str]) -> None:
         unknown: builtins.list[errors.FieldIssue] = []
+        exists: dict[str, bool] = {}  # one GetGroup per name, however often it is listed
         for index, group in enumerate(groups):
-            try:
-                self.gateway.get_group(group)
-            except errors.NotFoundError:
+            if group not in exists:
+                try:
+                    self.gateway.get_group(group)
+                    exists[group] = True
+                except errors.NotFoundError:
+                    exists[group] = False
+            if not exists[group]:
                 unknown.append(
                     (["body", "groups", index], f"The user pool has no group named {group}.")
                 )

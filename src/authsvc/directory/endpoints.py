@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 
 from authsvc import errors
 from authsvc.audit.dependencies import AuditDep
@@ -14,25 +14,10 @@ from authsvc.auth import transport
 from authsvc.auth.schemas import TokenResult
 from authsvc.auth.service import token_identity
 from authsvc.dependencies import LimitsDep, RequestContextDep, SettingsDep
-from authsvc.directory.errors import DirectoryNotConfiguredError
+from authsvc.directory.dependencies import DirectoryDep, build
 from authsvc.directory.schemas import DirectorySignInRequest
-from authsvc.directory.service import REFRESH_PREFIX, DirectoryService
 from authsvc.email.outbox import Periodic
 from authsvc.problems import responses
-
-
-def build(app: FastAPI) -> DirectoryService | None:
-    """The app's directory service when AUTHSVC_LDAP_URL is set (kept on ``app.state``);
-    its refresh tokens are routed to its own app client by /v1/auth/refresh."""
-    existing: DirectoryService | None = getattr(app.state, "authsvc_directory", None)
-    state = app.state.authsvc
-    if existing is None and state.settings.ldap_url:
-        existing = DirectoryService(
-            state.settings, state.gateway, state.pool, state.revocations, state.auth
-        )
-        state.auth.refresh_routes[REFRESH_PREFIX] = existing.refresh
-        app.state.authsvc_directory = existing
-    return existing
 
 
 @asynccontextmanager
@@ -51,16 +36,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 router = APIRouter(prefix="/v1/auth/directory", tags=["auth"], lifespan=lifespan)
-
-
-async def get_directory(request: Request) -> DirectoryService:
-    service = build(request.app)
-    if service is None:
-        raise DirectoryNotConfiguredError()
-    return service
-
-
-DirectoryDep = Annotated[DirectoryService, Depends(get_directory)]
 
 
 @router.post(

@@ -97,6 +97,7 @@ class TestCreate:
         response = invite(client, admin, new_email(), groups=groups)
         body = assert_problem(response, 400, "unknown_group")
         assert [e["loc"] for e in body["errors"]] == [["body", "groups", 0], ["body", "groups", 2]]
+        assert body["detail"] == "The user pool has no group named no-such-group."
         assert get_group_calls() - before == 2
 
     @pytest.mark.parametrize("group", ["has space", "", "é", "x" * 129])

@@ -233,7 +233,8 @@ class InvitationLedger:
                     (["body", "groups", index], f"The user pool has no group named {group}.")
                 )
         if unknown:
-            raise errors.UnknownGroupError(" ".join(msg for _, msg in unknown), issues=unknown)
+            detail = " ".join(dict.fromkeys(msg for _, msg in unknown))  # each group once
+            raise errors.UnknownGroupError(detail, issues=unknown)
 
     def _check_profile(
         self, given_name: str | None, family_name: str | None, attributes: dict[str, str]

@@ -26,6 +26,20 @@ def claims(token: str) -> dict[str, Any]:
     return jwt.decode(token, options={"verify_signature": False})
 
 
+def new_engineer(slapd: Any, tag: str, given_name: str, surname: str) -> tuple[Any, str]:
+    """A new directory person in the engineering group: (the person, their DN)."""
+    from authsvc.dev.slapd import GROUP_BASE, Person
+    from tests.directory.conftest import new_uid
+
+    uid = new_uid(tag)
+    person = Person(uid, f"{surname}-pw-1", f"{uid}@corp.example.com", given_name, surname)
+    dn = slapd.add(person)
+    conn = slapd._admin()
+    conn.modify(f"cn=engineering,{GROUP_BASE}", {"member": [("MODIFY_ADD", [dn])]})
+    conn.unbind()
+    return person, dn
+
+
 class TestSignIn:
     def test_directory_password_gives_tokens_with_attributes_and_groups(
         self, dir_client: TestClient, dir_settings: Any, cognito: Emulator
@@ -247,14 +261,11 @@ class TestCognitoAccount:
     ) -> None:
         from ldap3 import MODIFY_DELETE
 
-        from authsvc.dev.slapd import GROUP_BASE, USER_BASE, Person
-        from tests.directory.conftest import new_uid
+        from authsvc.dev.slapd import GROUP_BASE, USER_BASE
 
-        uid = new_uid("grp")
-        person = Person(uid, "Group-pw-1", f"{uid}@corp.example.com", "Gus", "Group")
-        dn = slapd.add(person)
+        person, dn = new_engineer(slapd, "grp", "Gus", "Group")
+        uid = person.uid
         conn = slapd._admin()
-        conn.modify(f"cn=engineering,{GROUP_BASE}", {"member": [("MODIFY_ADD", [dn])]})
         first = sign_in(dir_client, uid, person.password).json()
         assert "engineering" in claims(first["access_token"])["cognito:groups"]
         conn.modify(f"cn=engineering,{GROUP_BASE}", {"member": [(MODIFY_DELETE, [dn])]})
@@ -291,16 +302,11 @@ class TestMapsThePoolRefuses:
     ) -> None:
         from fastapi.testclient import TestClient as Client
 
-        from authsvc.dev.slapd import GROUP_BASE, Person
         from authsvc.main import create_app
-        from tests.directory.conftest import directory_settings, new_uid
+        from tests.directory.conftest import directory_settings
 
-        uid = new_uid("map")
-        person = Person(uid, "Map-pw-1", f"{uid}@corp.example.com", "Mo", "Map")
-        dn = slapd.add(person)
-        conn = slapd._admin()
-        conn.modify(f"cn=engineering,{GROUP_BASE}", {"member": [("MODIFY_ADD", [dn])]})
-        conn.unbind()
+        person, _ = new_engineer(slapd, "map", "Mo", "Map")
+        uid = person.uid
         settings = directory_settings(
             cognito, database_url, slapd, directory_client_id, **overrides
         )

@@ -166,6 +166,14 @@ def _recorded_ids(log: AuditLog) -> list[uuid.UUID]:
     return [row["id"] for row in log._buffer]
 
 
+def _flushed_subjects(db: Database, log: AuditLog) -> list[tuple[str | None, str | None]]:
+    """Flush what ``log`` holds; each event's (target, target_email) as stored, in order."""
+    ids = _recorded_ids(log)
+    log.flush()
+    stored = _stored(db, ids)
+    return [(stored[i].target, stored[i].target_email) for i in ids]
+
+
 def test_one_lookup_per_batch_not_per_event(live_db: Database) -> None:
     people = _people(1000)
     seed = AuditLog(live_db)
@@ -205,10 +213,7 @@ def test_an_event_names_only_what_was_known_before_it(live_db: Database) -> None
     log.record("sign_up", target=username, target_email=email)
     log.record("sign_up_confirmed", target_email=email)
     log.record("signed_out", target=username)
-    ids = _recorded_ids(log)
-    log.flush()
-    stored = _stored(live_db, ids)
-    assert [(stored[i].target, stored[i].target_email) for i in ids] == [
+    assert _flushed_subjects(live_db, log) == [
         (None, email),
         (username, email),
         (username, email),
@@ -228,10 +233,7 @@ def test_the_newest_pair_wins(live_db: Database) -> None:
     later = AuditLog(live_db)
     later.record("sign_in_failed", outcome=FAILURE, target_email=email)
     later.record("signed_out", target=old)
-    ids = _recorded_ids(later)
-    later.flush()
-    stored = _stored(live_db, ids)
-    assert [(stored[i].target, stored[i].target_email) for i in ids] == [
+    assert _flushed_subjects(live_db, later) == [
         (new, email),
         (old, email),
     ]
@@ -249,10 +251,7 @@ def test_a_look_up_does_not_overwrite_a_newer_pair(live_db: Database) -> None:
     log.flush()
     log.record("user_deleted", actor="admin", target=old)
     log.record("sign_in_failed", outcome=FAILURE, target_email=email)
-    ids = _recorded_ids(log)
-    log.flush()
-    stored = _stored(live_db, ids)
-    assert [(stored[i].target, stored[i].target_email) for i in ids] == [
+    assert _flushed_subjects(live_db, log) == [
         (old, email),
         (new, email),
     ]

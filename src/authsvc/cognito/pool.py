@@ -197,6 +197,17 @@ class PoolInfo:
             return name
         return f"custom:{name}"
 
+    def defines(self, cognito_name: str) -> bool:
+        """Whether the pool's schema has this attribute (``custom:`` ones by their prefix)."""
+        bare = cognito_name.removeprefix("custom:")
+        return bare in self.custom if bare != cognito_name else cognito_name in self.standard
+
+    def value_problem(self, cognito_name: str, value: str, *, shown: str) -> str | None:
+        """Why the pool would refuse ``value`` for the attribute (named ``shown`` in the
+        message), or None."""
+        rule = self.rules.get(cognito_name)
+        return rule.problem(shown, value) if rule is not None else None
+
     def is_immutable(self, cognito_name: str) -> bool:
         if cognito_name.startswith("custom:"):
             return self.custom.get(cognito_name.removeprefix("custom:")) is False
@@ -227,7 +238,7 @@ class PoolInfo:
         refused: list[errors.FieldIssue] = []
         for name, value in values.items():
             cognito_name = self.cognito_name(name)
-            known = name in self.custom or name in self.standard or name in PROTECTED
+            known = self.defines(cognito_name) or name in PROTECTED
             writable = known and self.can_write(cognito_name, creating=creating)
             if not (name in allow or writable):
                 unknown.append((field_loc(name), unknown_attribute_message(name)))
@@ -236,8 +247,7 @@ class PoolInfo:
                 cleared.append((field_loc(name), required_message(name)))
                 continue
             if value is not None and name not in allow:
-                rule = self.rules.get(cognito_name)
-                problem = rule.problem(name, value) if rule is not None else None
+                problem = self.value_problem(cognito_name, value, shown=name)
                 if problem is not None:
                     refused.append((field_loc(name), problem))
                     continue

@@ -234,12 +234,9 @@ class DirectoryService:
         info = self.pool.get()
         attributes = dict(entry.attributes)
         for name, value in attributes.items():
-            bare = name.removeprefix("custom:")
-            defined = bare in info.custom if name != bare else name in info.standard
-            if not defined or name in PROTECTED:
+            if not info.defines(name) or name in PROTECTED:
                 raise errors.UnknownAttributeError(f"The user pool has no attribute {name}.")
-            rule = info.rules.get(name)
-            problem = rule.problem(name, value) if rule is not None else None
+            problem = info.value_problem(name, value, shown=name)
             if problem is not None:
                 raise errors.InvalidAttributeValueError(problem)
         return attributes

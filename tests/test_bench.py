@@ -70,7 +70,10 @@ def test_bench_smoke_produces_a_well_formed_table(postgres_server: str, tmp_path
         assert "not measured" not in row["note"], row
         assert row["target"], row
         assert isinstance(row["ratio"], float) and math.isfinite(row["ratio"]), row
-        assert row["ratio"] > 0, row
+        # 4b is a difference of medians (through authsvc − direct − one /healthz): with the
+        # smoke's 20 samples on a loaded machine it can come out below zero (seen: −0.18 ms
+        # in a CI run). Every other row is a quotient of positive measures.
+        assert row["ratio"] > 0 or row["key"] == "4b", row
         assert row["verdict"] in {"meets", "MISSES", "reported"}, row
         assert row["verdict"] != "reported" or row["key"] == "11a", row
         assert verdict_follows(row) in {True, None}, row
